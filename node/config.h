@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The daemon's configuration: defaults, the YAML file (docs/configuration.md documents every key),
+ * and command-line flags that override it. Loading a config does no I/O beyond reading the file.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct str_list {
+	char **v;
+	size_t n;
+};
+
+/* A certificate named in the config, with per-certificate options. */
+struct config_cert {
+	char *path;            /* PEM/DER file: the leaf, optionally followed by its chain */
+	char *issuer;          /* issuer certificate file (optional; else chain, issuer dirs, AIA) */
+	struct str_list upstreams; /* override of the AIA OCSP URLs for this certificate, in order */
+	char *ocsp_file;       /* write each new response here (optional) */
+};
+
+struct config {
+	char *path;                     /* the file loaded, NULL if none */
+
+	/* serving */
+	struct str_list listen;         /* "ADDR:PORT", "[v6]:PORT" (default 127.0.0.1:8889) */
+	struct str_list admin_listen;   /* /metrics, /healthz, /readyz (default 127.0.0.1:8890) */
+	size_t max_connections;         /* 4096 */
+	size_t max_header_bytes;        /* 8192 */
+	size_t max_body_bytes;          /* 16384 */
+	uint64_t idle_timeout_ms;       /* keep-alive idle (60000) */
+	uint64_t request_timeout_ms;    /* whole request must arrive within this (10000) */
+
+	/* inventory */
+	struct config_cert *certs;
+	size_t n_certs;
+	struct str_list cert_dirs;      /* watched directories */
+	struct str_list issuer_dirs;    /* directories of issuer certificates */
+	bool fetch_ca_issuers;          /* fetch issuers from AIA caIssuers (true) */
+	bool write_ocsp_files;          /* write <cert>.ocsp next to each certificate (false) */
+
+	/* storage */
+	char *cache_dir;                /* NULL = memory only */
+	size_t cache_max_bytes;         /* 256 MiB */
+
+	/* fetching */
+	struct str_list upstreams;      /* global override, in order, tried before AIA URLs */
+	char *proxy;                    /* forward HTTP proxy for upstream fetches */
+	uint64_t connect_timeout_ms;    /* 5000 */
+	uint64_t fetch_timeout_ms;      /* 15000 */
+	size_t max_response_bytes;      /* 65536 */
+	uint64_t backoff_base_s;        /* 10 */
+	uint64_t backoff_max_s;         /* 3600 */
+	uint64_t max_parallel_fetches;  /* 16 */
+
+	/* refresh and validation */
+	double refresh_lo, refresh_hi;  /* 0.5, 0.75 */
+	uint64_t min_refresh_interval_s; /* 60 */
+	double alert_fraction[3];       /* 0.5, 0.25, 0.1 */
+	char *alert_command;            /* run with the alert in its environment (optional) */
+	int64_t max_clock_skew_s;       /* 300 */
+	int64_t default_validity_s;     /* 0: nextUpdate required */
+	bool allow_revoked;             /* true */
+
+	/* operations */
+	int log_level;                  /* syslog level, default LOG_INFO (6) */
+};
+
+/* Fills defaults. */
+void config_init(struct config *c);
+void config_done(struct config *c);
+
+/*
+ * Loads a YAML file over the current values. Unknown keys, wrong types and out-of-range values
+ * are errors naming the file, line and key, written to errbuf.
+ * Errors: -errno reading the file; -EBADMSG / -EINVAL / -EMSGSIZE for its contents.
+ */
+int config_load_file(struct config *c, const char *path, char *errbuf, size_t errlen);
+/* The same from memory (used by the fuzzer and tests); `name` labels messages. */
+int config_load_string(struct config *c, const char *name, const char *text, size_t len,
+		       char *errbuf, size_t errlen);
+
+/*
+ * Cross-field validation after file and flags are applied (e.g. refresh_lo ≤ refresh_hi, listen
+ * addresses parse, thresholds decrease). Errors: -EINVAL with the reason in errbuf.
+ */
+int config_validate(const struct config *c, char *errbuf, size_t errlen);
+
+/* Parses "ADDR:PORT", "[V6]:PORT" or ":PORT" into a sockaddr_storage. Errors: -EINVAL. */
+struct sockaddr_storage;
+int config_parse_addr(const char *s, struct sockaddr_storage *ret);
+
+/* Parses durations "250ms", "10s", "5m", "2h", "1d" (bare numbers are seconds). */
+int config_parse_duration_ms(const char *s, uint64_t *ret_ms);
+/* Parses sizes "512", "64k", "16KiB", "256MiB", "1g". */
+int config_parse_size(const char *s, size_t *ret);
+/* Parses a syslog level name ("debug" … "emerg") or number. */
+int config_parse_log_level(const char *s, int *ret);
+
+void str_list_add(struct str_list *l, const char *s);
+void str_list_clear(struct str_list *l);
