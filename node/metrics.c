@@ -1,1 +1,289 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Prometheus metrics (text exposition format 0.0.4) and the JSON admin views. Counters live in
+ * struct metrics and are bumped where events happen; gauges are computed when scraped.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "node/fetch.h"
+#include "node/inventory.h"
+#include "node/node.h"
+#include "node/server.h"
+#include "node/store.h"
+#include "proto/mem.h"
+
+static const char *const req_names[REQ_RESULT_COUNT] = {
+	[REQ_HIT] = "hit",
+	[REQ_NOT_MODIFIED] = "not_modified",
+	[REQ_UNAUTHORIZED] = "unauthorized",
+	[REQ_MALFORMED] = "malformed",
+	[REQ_UNAVAILABLE] = "unavailable",
+	[REQ_ERROR] = "error",
+};
+
+static const char *const outcome_names[FETCH_OUTCOME_COUNT] = {
+	[FETCH_OK] = "ok",
+	[FETCH_UNCHANGED] = "unchanged",
+	[FETCH_INVALID] = "invalid",
+	[FETCH_HTTP_ERROR] = "http_error",
+	[FETCH_NETWORK_ERROR] = "network_error",
+};
+
+struct upstream_stats *metrics_upstream(struct metrics *m, const char *url)
+{
+	for (size_t i = 0; i < m->n_upstreams; i++)
+		if (strcmp(m->upstreams[i].url, url) == 0)
+			return &m->upstreams[i];
+	m->upstreams = xgrow(m->upstreams, &m->cap_upstreams, m->n_upstreams + 1,
+			     sizeof(*m->upstreams));
+	struct upstream_stats *u = &m->upstreams[m->n_upstreams++];
+	memset(u, 0, sizeof(*u));
+	u->url = xstrdup(url);
+	return u;
+}
+
+void metrics_done(struct metrics *m)
+{
+	for (size_t i = 0; i < m->n_upstreams; i++)
+		free(m->upstreams[i].url);
+	free(m->upstreams);
+	memset(m, 0, sizeof(*m));
+}
+
+/* Label values escape backslash, quote and newline (exposition format). */
+static void label_value(struct buf *out, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			buf_append_byte(out, '\\');
+		if (*s == '\n') {
+			buf_append_str(out, "\\n");
+			continue;
+		}
+		buf_append_byte(out, (uint8_t)*s);
+	}
+}
+
+static void family(struct buf *out, const char *name, const char *type, const char *help)
+{
+	buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void metrics_render(struct node *n, struct buf *out)
+{
+	int64_t now = node_now_unix();
+	struct cache_stats cs;
+	cache_stats(n->cache, now, &cs);
+	struct metrics *m = &n->m;
+
+	family(out, "stapled_entries", "gauge", "Certificates with a cache entry.");
+	buf_printf(out, "stapled_entries %zu\n", cs.entries);
+	family(out, "stapled_responses_servable", "gauge",
+	       "Cached responses that can be served now (nextUpdate in the future).");
+	buf_printf(out, "stapled_responses_servable %zu\n", cs.servable);
+	family(out, "stapled_responses", "gauge", "Cached responses, servable or not.");
+	buf_printf(out, "stapled_responses %zu\n", cs.responses);
+	family(out, "stapled_cache_bytes", "gauge", "Bytes accounted by the cache.");
+	buf_printf(out, "stapled_cache_bytes %zu\n", cs.bytes);
+	family(out, "stapled_issuers", "gauge", "Issuers known to the cache.");
+	buf_printf(out, "stapled_issuers %zu\n", cs.issuers);
+	family(out, "stapled_inventory_certificates", "gauge",
+	       "Leaf certificates found in the configured sources.");
+	buf_printf(out, "stapled_inventory_certificates %zu\n", inventory_leaves(n->inv));
+
+	family(out, "stapled_seconds_to_earliest_next_update", "gauge",
+	       "Seconds until the first servable response expires (absent when none).");
+	if (cs.earliest_next_update != INT64_MAX)
+		buf_printf(out, "stapled_seconds_to_earliest_next_update %lld\n",
+			   (long long)(cs.earliest_next_update - now));
+
+	family(out, "stapled_alert_responses", "gauge",
+	       "Responses by alert level (1-3: validity left under the thresholds with the "
+	       "refresh overdue; 4: expired).");
+	for (int l = 1; l <= 4; l++)
+		buf_printf(out, "stapled_alert_responses{level=\"%d\"} %zu\n", l, cs.alerts[l]);
+
+	family(out, "stapled_requests_total", "counter", "OCSP requests answered, by result.");
+	for (int i = 0; i < REQ_RESULT_COUNT; i++)
+		buf_printf(out, "stapled_requests_total{result=\"%s\"} %llu\n", req_names[i],
+			   (unsigned long long)m->requests[i]);
+
+	family(out, "stapled_upstream_fetches_total", "counter",
+	       "Upstream OCSP fetches, by upstream and outcome.");
+	for (size_t u = 0; u < m->n_upstreams; u++)
+		for (int o = 0; o < FETCH_OUTCOME_COUNT; o++) {
+			buf_append_str(out, "stapled_upstream_fetches_total{upstream=\"");
+			label_value(out, m->upstreams[u].url);
+			buf_printf(out, "\",result=\"%s\"} %llu\n", outcome_names[o],
+				   (unsigned long long)m->upstreams[u].outcomes[o]);
+		}
+	family(out, "stapled_upstream_fetches_in_flight", "gauge", "Upstream fetches running.");
+	buf_printf(out, "stapled_upstream_fetches_in_flight %zu\n", n->fetches_active);
+
+	struct store_stats ss;
+	store_get_stats(n->store, &ss);
+	family(out, "stapled_store_writes_total", "counter",
+	       "Atomic file writes (cache directory and output files), by result.");
+	buf_printf(out, "stapled_store_writes_total{result=\"ok\"} %llu\n",
+		   (unsigned long long)ss.writes_ok);
+	buf_printf(out, "stapled_store_writes_total{result=\"error\"} %llu\n",
+		   (unsigned long long)ss.writes_failed);
+	family(out, "stapled_store_loaded_total", "counter",
+	       "Responses loaded from the cache directory at start, by result.");
+	buf_printf(out, "stapled_store_loaded_total{result=\"ok\"} %llu\n",
+		   (unsigned long long)m->disk_loaded);
+	buf_printf(out, "stapled_store_loaded_total{result=\"skipped\"} %llu\n",
+		   (unsigned long long)m->disk_skipped);
+
+	family(out, "stapled_alerts_total", "counter", "Alerts raised, by level.");
+	for (int l = 1; l <= 4; l++)
+		buf_printf(out, "stapled_alerts_total{level=\"%d\"} %llu\n", l,
+			   (unsigned long long)m->alerts[l - 1]);
+	family(out, "stapled_connections_active", "gauge", "Open client connections.");
+	buf_printf(out, "stapled_connections_active %zu\n", server_connections(n->server));
+	family(out, "stapled_reloads_total", "counter", "Configuration reloads (SIGHUP).");
+	buf_printf(out, "stapled_reloads_total %llu\n", (unsigned long long)m->reloads);
+	family(out, "stapled_ready", "gauge", "1 when /readyz answers 200.");
+	buf_printf(out, "stapled_ready %d\n", node_is_ready(n) ? 1 : 0);
+}
+
+/* ---- admin ---- */
+
+static void json_str(struct buf *out, const char *s)
+{
+	buf_append_byte(out, '"');
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			buf_printf(out, "\\%c", ch);
+		else if (ch < 0x20)
+			buf_printf(out, "\\u%04x", ch);
+		else
+			buf_append_byte(out, ch);
+	}
+	buf_append_byte(out, '"');
+}
+
+struct json_ctx {
+	struct node *n;
+	struct buf *out;
+	bool first;
+	int64_t now;
+};
+
+static void entry_json(struct cache_entry *e, void *ud)
+{
+	struct json_ctx *j = ud;
+	struct entry_info *ei = cache_entry_user(e);
+	if (!ei)
+		return;
+	struct buf *out = j->out;
+	buf_append_str(out, j->first ? "\n  {" : ",\n  {");
+	j->first = false;
+	size_t sl;
+	const uint8_t *serial = cache_entry_serial(e, &sl);
+	buf_append_str(out, "\"id\":");
+	json_str(out, ei->name);
+	buf_append_str(out, ",\"serial\":\"");
+	for (size_t i = 0; i < sl; i++)
+		buf_printf(out, "%02x", serial[i]);
+	buf_append_str(out, "\",\"subject\":");
+	json_str(out, ei->cert ? pki_cert_subject(ei->cert) : "");
+	buf_printf(out, ",\"must_staple\":%s",
+		   cache_entry_flags(e) & CACHE_ENTRY_MUST_STAPLE ? "true" : "false");
+	const struct cache_resp *r = cache_entry_resp(e, CERTID_SHA1);
+	const char *status = "none";
+	if (r)
+		status = r->meta.next_update_unix <= j->now ? "expired"
+							    : ocsp_cert_status_name(r->status);
+	buf_printf(out, ",\"status\":\"%s\"", status);
+	if (r)
+		buf_printf(out,
+			   ",\"this_update\":%lld,\"next_update\":%lld,\"refresh_at\":%lld,"
+			   "\"stored_at\":%lld",
+			   (long long)r->meta.this_update_unix, (long long)r->meta.next_update_unix,
+			   (long long)r->refresh_unix, (long long)r->stored_unix);
+	buf_printf(out, ",\"failures\":%u,\"alert_level\":%d",
+		   cache_slot_failures(e, CERTID_SHA1),
+		   cache_alert_level(j->n->cache, e, CERTID_SHA1, j->now));
+	buf_append_str(out, ",\"forms\":[");
+	bool first = true;
+	for (int a = 0; a < CERTID_ALG_COUNT; a++)
+		if (cache_entry_resp(e, a)) {
+			buf_printf(out, "%s\"%s\"", first ? "" : ",", certid_alg_name(a));
+			first = false;
+		}
+	buf_append_str(out, "],\"upstreams\":[");
+	const char *scratch[16];
+	const char *const *urls;
+	size_t nu = refresher_upstreams(j->n, ei, &urls, scratch, 16);
+	for (size_t i = 0; i < nu; i++) {
+		if (i)
+			buf_append_byte(out, ',');
+		json_str(out, urls[i]);
+	}
+	buf_append_str(out, "]}");
+}
+
+void admin_entries_json(struct node *n, struct buf *out)
+{
+	struct json_ctx j = {.n = n, .out = out, .first = true, .now = node_now_unix()};
+	buf_append_str(out, "{\"entries\":[");
+	cache_foreach(n->cache, entry_json, &j);
+	buf_append_str(out, j.first ? "]}\n" : "\n]}\n");
+}
+
+struct refresh_ctx {
+	struct node *n;
+	int64_t now;
+};
+
+static void entry_refresh(struct cache_entry *e, void *ud)
+{
+	struct refresh_ctx *r = ud;
+	struct entry_info *ei = cache_entry_user(e);
+	if (!ei)
+		return;
+	for (int a = 0; a < CERTID_ALG_COUNT; a++) {
+		struct slot_state *s = ei->slots[a];
+		bool held = cache_entry_resp(e, a) != NULL;
+		if ((a == CERTID_SHA1 || held) && !(s && s->inflight))
+			cache_slot_schedule(r->n->cache, e, a, r->now);
+	}
+}
+
+void admin_refresh_all(struct node *n)
+{
+	struct refresh_ctx r = {.n = n, .now = node_now_unix()};
+	cache_foreach(n->cache, entry_refresh, &r);
+	refresher_pump(n);
+}
+
+struct ready_ctx {
+	bool ready;
+	int64_t now;
+};
+
+static void entry_ready(struct cache_entry *e, void *ud)
+{
+	struct ready_ctx *r = ud;
+	struct entry_info *ei = cache_entry_user(e);
+	if (!ei || ei->no_upstream)
+		return;
+	if (cache_entry_servable(e, CERTID_SHA1, r->now))
+		return;
+	struct slot_state *s = ei->slots[CERTID_SHA1];
+	if (s && s->tried && !s->inflight)
+		return; /* definitively failed for now: retried with backoff */
+	r->ready = false;
+}
+
+bool node_is_ready(struct node *n)
+{
+	if (inventory_pending_issuers(n->inv) > 0)
+		return false;
+	struct ready_ctx r = {.ready = true, .now = node_now_unix()};
+	cache_foreach(n->cache, entry_ready, &r);
+	return r.ready;
+}

@@ -1,1 +1,472 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * node_run: builds the node, serves until SIGTERM, and tears it down so that every handle is
+ * closed before the loop is (uv_loop_close() == 0 is asserted on the way out).
+ *
+ * Start-up order matters for "a restarted node serves at once, even with the CA down":
+ *   1. issuers kept in the cache directory join the issuer pool (no caIssuers refetch);
+ *   2. the inventory scan creates the entries;
+ *   3. responses in the cache directory are validated again and stored;
+ *   4. only then do the listeners open, so the first request already finds them.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config-build.h"
+#include "node/fetch.h"
+#include "node/inventory.h"
+#include "node/log.h"
+#include "node/node.h"
+#include "node/server.h"
+#include "node/store.h"
+#include "proto/mem.h"
+
+#define TICK_MS	 5000
+#define DRAIN_MS 5000
+
+int64_t node_now_unix(void)
+{
+	return (int64_t)time(NULL);
+}
+
+uint64_t node_random(struct node *n)
+{
+	/* xorshift128+: plenty for jitter; seeded from the kernel at start. */
+	uint64_t s1 = n->rng[0];
+	const uint64_t s0 = n->rng[1];
+	n->rng[0] = s0;
+	s1 ^= s1 << 23;
+	n->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+	return n->rng[1] + s0;
+}
+
+static void seed_random(struct node *n)
+{
+	if (getrandom(n->rng, sizeof(n->rng), 0) != (ssize_t)sizeof(n->rng)) {
+		n->rng[0] = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+		n->rng[1] = 0x9e3779b97f4a7c15ull;
+	}
+	if (!n->rng[0] && !n->rng[1])
+		n->rng[1] = 1;
+}
+
+static void apply_config(struct node *n)
+{
+	log_setup(n->cfg.log_level);
+	ocsp_policy_default(&n->policy);
+	n->policy.max_skew_s = n->cfg.max_clock_skew_s;
+	n->policy.default_validity_s = n->cfg.default_validity_s;
+	n->policy.allow_revoked = n->cfg.allow_revoked;
+}
+
+static void server_limits_from(const struct config *c, struct server_limits *l)
+{
+	*l = (struct server_limits){
+		.max_connections = c->max_connections,
+		.http = {.max_header_bytes = c->max_header_bytes,
+			 .max_body_bytes = c->max_body_bytes,
+			 .max_headers = 64},
+		.request_timeout_ms = c->request_timeout_ms,
+		.idle_timeout_ms = c->idle_timeout_ms,
+	};
+}
+
+/* ---- start-up loading ---- */
+
+static int64_t file_mtime(const struct node *n, const char *name)
+{
+	struct buf p = BUF_INIT;
+	buf_printf(&p, "%s/%s", n->cfg.cache_dir, name);
+	struct stat st;
+	int64_t t = stat((const char *)p.data, &st) == 0 ? (int64_t)st.st_mtim.tv_sec
+							: node_now_unix();
+	buf_done(&p);
+	/* A clock that went backwards must not make a response look received in the future. */
+	return MIN(t, node_now_unix());
+}
+
+static void load_issuers(struct node *n)
+{
+	DIR *d = opendir(n->cfg.cache_dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	struct buf p = BUF_INIT;
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, "issuer-", 7) != 0)
+			continue;
+		buf_reset(&p);
+		buf_printf(&p, "%s/%s", n->cfg.cache_dir, de->d_name);
+		int fd = open((const char *)p.data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			continue;
+		uint8_t data[65536];
+		ssize_t len = read(fd, data, sizeof(data));
+		close(fd);
+		struct pki_cert **certs;
+		size_t nc;
+		if (len > 0 && pki_certs_parse(data, (size_t)len, &certs, &nc) == 0) {
+			for (size_t i = 0; i < nc; i++)
+				inventory_add_issuer(n->inv, certs[i], false);
+			pki_certs_free(certs, nc);
+		} else {
+			log_warning("store", "%s: not a certificate, ignored", de->d_name);
+		}
+	}
+	buf_done(&p);
+	closedir(d);
+}
+
+static void on_stored_file(const char *name, const uint8_t *data, size_t len, void *ud)
+{
+	struct node *n = ud;
+	if (strncmp(name, "ocsp-", 5) != 0)
+		return;
+	refresher_load_file(n, name, data, len, file_mtime(n, name));
+}
+
+static void load_responses(struct node *n)
+{
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	size_t skipped = 0;
+	int r = store_load(n->store, on_stored_file, n, &skipped);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (r < 0) {
+		log_err("store", "%s: cannot read the cache directory: %s", n->cfg.cache_dir,
+			strerror(-r));
+		return;
+	}
+	n->m.disk_skipped += skipped;
+	double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	log_info("store", "%s: %llu responses loaded, %llu skipped, in %.0f ms", n->cfg.cache_dir,
+		 (unsigned long long)n->m.disk_loaded, (unsigned long long)n->m.disk_skipped, ms);
+}
+
+/* ---- alerts ---- */
+
+static void on_hook_exit(uv_process_t *p, int64_t status, int sig)
+{
+	(void)status;
+	(void)sig;
+	uv_close((uv_handle_t *)p, (uv_close_cb)free);
+}
+
+static void run_alert_hook(struct node *n, struct entry_info *ei, int level, int64_t next_update)
+{
+	if (!n->cfg.alert_command || !n->cfg.alert_command[0])
+		return;
+	char lv[32], nu[64], id[CERTID_SHORT_MAX + 32], subj[600];
+	snprintf(lv, sizeof(lv), "STAPLED_ALERT_LEVEL=%d", level);
+	snprintf(nu, sizeof(nu), "STAPLED_NEXT_UPDATE=%lld", (long long)next_update);
+	snprintf(id, sizeof(id), "STAPLED_ENTRY=%s", ei->name);
+	snprintf(subj, sizeof(subj), "STAPLED_SUBJECT=%s", ei->cert ? pki_cert_subject(ei->cert) : "");
+	const char *path = getenv("PATH");
+	char pathv[1024];
+	snprintf(pathv, sizeof(pathv), "PATH=%s", path ? path : "/usr/bin:/bin");
+	char *env[] = {lv, nu, id, subj, pathv, NULL};
+	char *args[] = {"/bin/sh", "-c", n->cfg.alert_command, NULL};
+	uv_process_options_t o = {
+		.exit_cb = on_hook_exit, .file = "/bin/sh", .args = args, .env = env};
+	uv_process_t *p = xcalloc(1, sizeof(*p));
+	int r = uv_spawn(n->loop, p, &o);
+	if (r < 0) {
+		log_err("alert", "cannot run alert command: %s", uv_strerror(r));
+		uv_close((uv_handle_t *)p, (uv_close_cb)free);
+		return;
+	}
+	n->m.hook_runs++;
+}
+
+struct alert_ctx {
+	struct node *n;
+	int64_t now;
+};
+
+static void entry_alerts(struct cache_entry *e, void *ud)
+{
+	struct alert_ctx *a = ud;
+	struct entry_info *ei = cache_entry_user(e);
+	if (!ei)
+		return;
+	for (int alg = 0; alg < CERTID_ALG_COUNT; alg++) {
+		const struct cache_resp *r = cache_entry_resp(e, alg);
+		if (!r)
+			continue;
+		struct slot_state *s = entry_slot(ei, alg);
+		int level = cache_alert_level(a->n->cache, e, alg, a->now);
+		if (level <= s->last_alert) {
+			s->last_alert = (uint8_t)level;
+			continue;
+		}
+		s->last_alert = (uint8_t)level;
+		a->n->m.alerts[level - 1]++;
+		int64_t left = r->meta.next_update_unix - a->now;
+		bool must = cache_entry_flags(e) & CACHE_ENTRY_MUST_STAPLE;
+		int sev = level >= 4 ? LOG_CRIT : level == 3 ? LOG_ERR : level == 2 ? LOG_WARNING
+										: LOG_NOTICE;
+		if (must && sev > LOG_ERR)
+			sev--; /* must-staple: no staple means a failed handshake */
+		if (level >= 4)
+			log_at(sev, "alert", "%s: response EXPIRED (%s), no longer served%s",
+			       ei->name, certid_alg_name(alg), must ? "; must-staple!" : "");
+		else
+			log_at(sev, "alert",
+			       "%s: no new response yet, %lld s of validity left (level %d)%s",
+			       ei->name, (long long)left, level, must ? "; must-staple" : "");
+		run_alert_hook(a->n, ei, level, r->meta.next_update_unix);
+	}
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct node *n = t->data;
+	struct alert_ctx a = {.n = n, .now = node_now_unix()};
+	cache_foreach(n->cache, entry_alerts, &a);
+	if (!n->ready && node_is_ready(n)) {
+		n->ready = true;
+		log_info("node", "ready: every known certificate has a response or has failed");
+	}
+	/* A clock jump or a slow burst may have left due slots behind the timer. */
+	refresher_pump(n);
+}
+
+/* ---- signals, reload, shutdown ---- */
+
+static void reload(struct node *n)
+{
+	struct config fresh;
+	char err[512] = "";
+	int r = n->load_config(&fresh, n->load_config_ud, err, sizeof(err));
+	if (r < 0) {
+		log_err("config", "reload failed, keeping the running configuration: %s", err);
+		return;
+	}
+	bool listen_changed = fresh.listen.n != n->cfg.listen.n ||
+			      fresh.admin_listen.n != n->cfg.admin_listen.n;
+	for (size_t i = 0; !listen_changed && i < fresh.listen.n; i++)
+		listen_changed = strcmp(fresh.listen.v[i], n->cfg.listen.v[i]) != 0;
+	for (size_t i = 0; !listen_changed && i < fresh.admin_listen.n; i++)
+		listen_changed = strcmp(fresh.admin_listen.v[i], n->cfg.admin_listen.v[i]) != 0;
+	bool dir_changed = (fresh.cache_dir == NULL) != (n->cfg.cache_dir == NULL) ||
+			   (fresh.cache_dir && strcmp(fresh.cache_dir, n->cfg.cache_dir) != 0);
+	if (listen_changed)
+		log_warning("config", "listen addresses changed: takes effect on restart");
+	if (dir_changed)
+		log_warning("config", "cache directory changed: takes effect on restart");
+	/* Settings bound at start stay; everything else is taken from the new file. */
+	struct str_list keep_listen = n->cfg.listen, keep_admin = n->cfg.admin_listen;
+	char *keep_dir = n->cfg.cache_dir;
+	n->cfg.listen = fresh.listen;
+	n->cfg.admin_listen = fresh.admin_listen;
+	n->cfg.cache_dir = fresh.cache_dir;
+	fresh.listen = keep_listen;
+	fresh.admin_listen = keep_admin;
+	fresh.cache_dir = keep_dir;
+	struct config old = n->cfg;
+	n->cfg = fresh;
+	config_done(&old);
+	apply_config(n);
+	struct server_limits l;
+	server_limits_from(&n->cfg, &l);
+	server_set_limits(n->server, &l);
+	inventory_scan(n->inv);
+	refresher_pump(n);
+	n->m.reloads++;
+	log_info("config", "reloaded%s%s", n->cfg.path ? " " : "", n->cfg.path ? n->cfg.path : "");
+}
+
+static void node_teardown(struct node *n);
+
+static void on_drain_timer(uv_timer_t *t)
+{
+	struct node *n = t->data;
+	if (server_connections(n->server) > 0 && uv_now(n->loop) < n->drain_start_ms + DRAIN_MS) {
+		uv_timer_start(t, on_drain_timer, 100, 0);
+		return;
+	}
+	node_teardown(n);
+}
+
+static void begin_stop(struct node *n, const char *why)
+{
+	if (n->stopping)
+		return;
+	n->stopping = true;
+	log_info("node", "%s: draining connections, then exiting", why);
+	server_stop_listening(n->server);
+	uv_timer_stop(&n->refresh_timer);
+	n->drain_start_ms = uv_now(n->loop);
+	uv_timer_init(n->loop, &n->drain_timer);
+	n->drain_timer.data = n;
+	uv_timer_start(&n->drain_timer, on_drain_timer, 0, 0);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct node *n = s->data;
+	if (signum == SIGHUP) {
+		if (!n->stopping)
+			reload(n);
+		return;
+	}
+	begin_stop(n, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void on_component_closed(void *ud)
+{
+	(void)ud;
+}
+
+static void node_teardown(struct node *n)
+{
+	n->exit_code = 0;
+	if (n->drain_start_ms)
+		uv_close((uv_handle_t *)&n->drain_timer, NULL);
+	server_close(n->server, on_component_closed, n);
+	n->server = NULL;
+	inventory_close(n->inv, on_component_closed, n);
+	fetcher_close(n->fetcher, on_component_closed, n);
+	store_close(n->store, on_component_closed, n);
+	uv_close((uv_handle_t *)&n->refresh_timer, NULL);
+	uv_close((uv_handle_t *)&n->tick, NULL);
+	uv_close((uv_handle_t *)&n->sig_hup, NULL);
+	uv_close((uv_handle_t *)&n->sig_term, NULL);
+	uv_close((uv_handle_t *)&n->sig_int, NULL);
+}
+
+static int open_store(struct node *n)
+{
+	if (n->cfg.cache_dir && n->cfg.cache_dir[0]) {
+		int r = store_open(n->loop, n->cfg.cache_dir, &n->store);
+		if (r == 0) {
+			n->store_has_dir = true;
+			return 0;
+		}
+		/* Serving from memory beats not serving: the disk is an optimisation. */
+		log_err("store", "%s: cannot use the cache directory: %s; running from memory",
+			n->cfg.cache_dir, strerror(-r));
+	} else {
+		log_info("store", "no cache directory configured: responses are kept in memory only");
+	}
+	return store_open_outputs_only(n->loop, &n->store);
+}
+
+int node_run(const struct node_opts *opts)
+{
+	struct node *n = xcalloc(1, sizeof(*n));
+	char err[512] = "";
+	n->load_config = opts->load_config;
+	n->load_config_ud = opts->ud;
+	if (n->load_config(&n->cfg, n->load_config_ud, err, sizeof(err)) < 0) {
+		fprintf(stderr, "stapled: %s\n", err);
+		free(n);
+		return 1;
+	}
+	apply_config(n);
+	seed_random(n);
+	signal(SIGPIPE, SIG_IGN);
+
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	n->loop = &loop;
+	int rc = 1;
+
+	struct cache_config cc;
+	cache_config_default(&cc);
+	cc.max_bytes = n->cfg.cache_max_bytes;
+	cc.refresh_lo = n->cfg.refresh_lo;
+	cc.refresh_hi = n->cfg.refresh_hi;
+	cc.min_refresh_interval_s = (int64_t)n->cfg.min_refresh_interval_s;
+	cc.backoff_base_s = (int64_t)n->cfg.backoff_base_s;
+	cc.backoff_max_s = (int64_t)n->cfg.backoff_max_s;
+	memcpy(cc.alert_fraction, n->cfg.alert_fraction, sizeof(cc.alert_fraction));
+	int r = cache_new(&cc, &n->cache);
+	if (r < 0) {
+		log_crit("config", "invalid cache settings: %s", strerror(-r));
+		goto out_loop;
+	}
+	struct fetcher_config fc = {
+		.connect_timeout_ms = n->cfg.connect_timeout_ms,
+		.total_timeout_ms = n->cfg.fetch_timeout_ms,
+		.max_response_bytes = n->cfg.max_response_bytes,
+		.proxy = n->cfg.proxy && n->cfg.proxy[0] ? n->cfg.proxy : NULL,
+		.user_agent = "stapled/" STAPLED_VERSION,
+	};
+	r = fetcher_new(n->loop, &fc, &n->fetcher);
+	if (r < 0) {
+		log_crit("fetch", "cannot initialise libcurl: %s", strerror(-r));
+		goto out_cache;
+	}
+	open_store(n);
+	inventory_new(n, &n->inv);
+	uv_timer_init(n->loop, &n->refresh_timer);
+	n->refresh_timer.data = n;
+	uv_timer_init(n->loop, &n->tick);
+	n->tick.data = n;
+
+	if (n->store_has_dir)
+		load_issuers(n);
+	inventory_scan(n->inv);
+	if (n->store_has_dir)
+		load_responses(n);
+
+	struct server_limits sl;
+	server_limits_from(&n->cfg, &sl);
+	server_new(n->loop, n, &sl, responder_handle_ocsp, responder_handle_admin, &n->server);
+	bool listening = true;
+	for (size_t i = 0; i < n->cfg.listen.n; i++)
+		listening &= server_listen(n->server, n->cfg.listen.v[i], LISTENER_OCSP) == 0;
+	for (size_t i = 0; i < n->cfg.admin_listen.n; i++)
+		listening &= server_listen(n->server, n->cfg.admin_listen.v[i], LISTENER_ADMIN) == 0;
+
+	uv_signal_init(n->loop, &n->sig_hup);
+	uv_signal_init(n->loop, &n->sig_term);
+	uv_signal_init(n->loop, &n->sig_int);
+	n->sig_hup.data = n->sig_term.data = n->sig_int.data = n;
+	uv_signal_start(&n->sig_hup, on_signal, SIGHUP);
+	uv_signal_start(&n->sig_term, on_signal, SIGTERM);
+	uv_signal_start(&n->sig_int, on_signal, SIGINT);
+	uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
+
+	if (!listening) {
+		log_crit("node", "cannot open every listener, exiting");
+		n->stopping = true;
+		node_teardown(n);
+		uv_run(n->loop, UV_RUN_DEFAULT);
+		rc = 1;
+		goto out_cache;
+	}
+	struct cache_stats cs;
+	cache_stats(n->cache, node_now_unix(), &cs);
+	log_info("node", "stapled %s started: %zu certificates, %zu servable responses",
+		 STAPLED_VERSION, cs.entries, cs.servable);
+	refresher_pump(n);
+	uv_run(n->loop, UV_RUN_DEFAULT);
+	rc = n->exit_code;
+	log_info("node", "stopped");
+
+out_cache:
+	cache_free(n->cache);
+out_loop:
+	r = uv_loop_close(n->loop);
+	if (r != 0) {
+		/* A handle left open is a bug: make it loud (tests check the exit code). */
+		log_err("node", "event loop closed with handles still open");
+		uv_print_all_handles(n->loop, stderr);
+		rc = 70;
+	}
+	metrics_done(&n->m);
+	config_done(&n->cfg);
+	free(n);
+	return rc;
+}

@@ -1,1 +1,424 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The refresher: turns the cache's due slots into upstream fetches and their answers into
+ * stored, persisted, published responses.
+ *
+ * Life of a refresh: the refresh timer fires at the cache's next due time; refresher_pump pops
+ * due slots while fewer than max_parallel fetches run; each slot has at most one fetch in flight
+ * (single-flight: the cache does not hand out a slot again until told how its fetch ended). The
+ * fetch tries the entry's upstreams in order — the per-certificate override, else the global
+ * override, else the certificate's AIA OCSP URLs — moving to the next one on any failure. An
+ * answer is accepted only if it is HTTP 200 with an OCSP content type, passes every check of
+ * ocsp_response_check against the issuer and the expected CertID, and is not older than the
+ * held response; 304 renews the held one. Then it is stored, written to the cache directory and
+ * output files, and parked requests are answered. If every upstream fails, the held response
+ * stays untouched and the slot is retried with backoff (or at Retry-After).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "node/fetch.h"
+#include "node/log.h"
+#include "node/node.h"
+#include "node/store.h"
+#include "proto/mem.h"
+
+#define MAX_UPSTREAMS 16
+
+struct slot_state *entry_slot(struct entry_info *ei, enum certid_alg alg)
+{
+	if (!ei->slots[alg]) {
+		struct slot_state *s = xcalloc(1, sizeof(*s));
+		s->ei = ei;
+		s->alg = (uint8_t)alg;
+		ei->slots[alg] = s;
+	}
+	return ei->slots[alg];
+}
+
+static bool url_ok(const char *u)
+{
+	return strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0;
+}
+
+size_t refresher_upstreams(const struct node *n, const struct entry_info *ei,
+			   const char *const **ret_urls, const char **scratch, size_t scratch_n)
+{
+	if (ei->upstreams.n) {
+		*ret_urls = (const char *const *)ei->upstreams.v;
+		return ei->upstreams.n;
+	}
+	if (n->cfg.upstreams.n) {
+		*ret_urls = (const char *const *)n->cfg.upstreams.v;
+		return n->cfg.upstreams.n;
+	}
+	size_t k = 0;
+	if (ei->cert) {
+		const char *const *aia;
+		size_t na = pki_cert_ocsp_urls(ei->cert, &aia);
+		for (size_t i = 0; i < na && k < scratch_n; i++)
+			if (url_ok(aia[i]))
+				scratch[k++] = aia[i];
+	}
+	*ret_urls = scratch;
+	return k;
+}
+
+void refresher_file_name(const struct cache_entry *e, enum certid_alg alg, char *out, size_t len)
+{
+	struct certid id;
+	if (cache_entry_certid(e, alg, &id) < 0) {
+		snprintf(out, len, "invalid");
+		return;
+	}
+	size_t o = (size_t)snprintf(out, len, "ocsp-%s-", certid_alg_name(alg));
+	for (int i = 0; i < 8 && o + 3 < len; i++)
+		o += (size_t)snprintf(out + o, len - o, "%02x", id.key_hash[i]);
+	if (o + 1 < len)
+		out[o++] = '-';
+	for (size_t i = 0; i < id.serial_len && o + 3 < len; i++)
+		o += (size_t)snprintf(out + o, len - o, "%02x", id.serial[i]);
+	snprintf(out + o, len - o, ".der");
+}
+
+static void fmt_time(int64_t t, char out[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void checks_str(uint32_t fails, char *out, size_t len)
+{
+	size_t o = 0;
+	out[0] = 0;
+	for (unsigned bit = 1; bit && o + 2 < len; bit <<= 1) {
+		if (!(fails & bit))
+			continue;
+		o += (size_t)snprintf(out + o, len - o, "%s%s", o ? "," : "", ocsp_check_name(bit));
+	}
+}
+
+static void on_output_written(int err, void *ud)
+{
+	struct node *n = ud;
+	if (err < 0) {
+		n->m.output_writes_failed++;
+		log_warning("store", "output file write failed: %s", strerror(-err));
+	} else {
+		n->m.output_writes_ok++;
+	}
+}
+
+/* A new response is in the cache: persist it and hand it to consumers. */
+static void publish(struct node *n, struct entry_info *ei, enum certid_alg alg)
+{
+	const struct cache_resp *r = cache_entry_resp(ei->entry, alg);
+	if (!r)
+		return;
+	if (n->store_has_dir) {
+		char name[192];
+		refresher_file_name(ei->entry, alg, name, sizeof(name));
+		int e = store_put(n->store, name, r->der, r->der_len);
+		if (e < 0)
+			log_warning("store", "%s: cannot queue write: %s", ei->name, strerror(-e));
+	}
+	/* Web servers staple SHA-1 CertID responses: outputs follow that slot only. */
+	if (alg != CERTID_SHA1)
+		return;
+	for (size_t i = 0; i < ei->out_files.n; i++) {
+		int e = store_write_file(n->store, ei->out_files.v[i], r->der, r->der_len, 0644,
+					 on_output_written, n);
+		if (e < 0)
+			log_warning("store", "%s: cannot queue write: %s", ei->out_files.v[i],
+				    strerror(-e));
+	}
+}
+
+static void start_fetch(struct node *n, struct entry_info *ei, enum certid_alg alg,
+			size_t url_idx, int64_t retry_after_s);
+
+static void slot_failed(struct node *n, struct entry_info *ei, enum certid_alg alg,
+			int64_t retry_after_s)
+{
+	struct slot_state *s = entry_slot(ei, alg);
+	s->tried = true;
+	int64_t now = node_now_unix();
+	int64_t when = cache_fetch_failed(n->cache, ei->entry, alg, now, retry_after_s,
+					  node_random(n));
+	char t[32];
+	fmt_time(when, t);
+	const struct cache_resp *held = cache_entry_servable(ei->entry, alg, now);
+	log_warning("fetch", "%s: every upstream failed (%u in a row); %s; retry at %s", ei->name,
+		    cache_slot_failures(ei->entry, alg),
+		    held ? "keeping the held response" : "nothing to serve", t);
+	responder_wake(n, ei, alg);
+}
+
+static enum fetch_outcome handle_answer(struct node *n, struct entry_info *ei, enum certid_alg alg,
+					const char *url, const struct fetch_result *r)
+{
+	struct slot_state *s = entry_slot(ei, alg);
+	int64_t now = node_now_unix();
+	if (r->err) {
+		log_warning("fetch", "%s: %s: %s", ei->name, url, r->errmsg[0] ? r->errmsg : strerror(-r->err));
+		return FETCH_NETWORK_ERROR;
+	}
+	const struct cache_resp *held = cache_entry_resp(ei->entry, alg);
+	if (r->http_status == 304 && held) {
+		struct ocsp_info info = {
+			.response_status = 0,
+			.cert_status = held->status,
+			.produced_at_unix = held->produced_at_unix,
+			.this_update_unix = held->meta.this_update_unix,
+			.next_update_unix = held->meta.next_update_unix,
+			.next_update_present = true,
+		};
+		int e = cache_store(n->cache, ei->entry, alg, held->der, held->der_len, &info, now,
+				    r->max_age_s);
+		if (e < 0)
+			return FETCH_INVALID;
+		log_debug("fetch", "%s: %s: not modified", ei->name, url);
+		return FETCH_UNCHANGED;
+	}
+	if (r->http_status != 200) {
+		log_warning("fetch", "%s: %s: HTTP %ld", ei->name, url, r->http_status);
+		return FETCH_HTTP_ERROR;
+	}
+	size_t ctlen = strcspn(r->content_type, "; \t");
+	if (ctlen != strlen("application/ocsp-response") ||
+	    strncasecmp(r->content_type, "application/ocsp-response", ctlen) != 0) {
+		log_warning("fetch", "%s: %s: wrong Content-Type \"%s\"", ei->name, url,
+			    r->content_type);
+		return FETCH_INVALID;
+	}
+	struct certid want;
+	if (cache_entry_certid(ei->entry, alg, &want) < 0)
+		return FETCH_INVALID;
+	struct pki_cert *issuer = cache_issuer_cert(cache_entry_issuer(ei->entry));
+	struct ocsp_info info;
+	uint32_t fails = 0;
+	int e = ocsp_response_check(r->body, r->body_len, issuer, &want, now, &n->policy, &info,
+				    &fails);
+	if (e < 0) {
+		char why[256];
+		checks_str(fails, why, sizeof(why));
+		if (fails & OCSP_CHECK_RESPONSE_STATUS)
+			log_warning("fetch", "%s: %s: answered %s", ei->name, url,
+				    ocsp_response_status_name(info.response_status));
+		else
+			log_warning("fetch", "%s: %s: response rejected: %s", ei->name, url, why);
+		return FETCH_INVALID;
+	}
+	e = cache_store(n->cache, ei->entry, alg, r->body, r->body_len, &info, now, r->max_age_s);
+	if (e == -ESTALE) {
+		log_warning("fetch", "%s: %s: response older than the one held, refused", ei->name,
+			    url);
+		return FETCH_INVALID;
+	}
+	if (e == -ENOSPC) {
+		log_err("cache", "%s: cache byte limit reached, response not stored", ei->name);
+		return FETCH_INVALID;
+	}
+	if (e < 0) {
+		log_warning("cache", "%s: cannot store: %s", ei->name, strerror(-e));
+		return FETCH_INVALID;
+	}
+	free(s->etag);
+	s->etag = r->etag[0] ? xstrdup(r->etag) : NULL;
+	s->last_alert = 0;
+	const struct cache_resp *now_held = cache_entry_resp(ei->entry, alg);
+	char tu[32], nu[32], ra[32];
+	fmt_time(info.this_update_unix, tu);
+	fmt_time(info.next_update_unix, nu);
+	fmt_time(now_held ? now_held->refresh_unix : 0, ra);
+	if (e == CACHE_STORED) {
+		log_info("fetch", "%s: %s from %s (%s): thisUpdate %s, nextUpdate %s, refresh at %s",
+			 ei->name, ocsp_cert_status_name(info.cert_status), url,
+			 certid_alg_name(alg), tu, nu, ra);
+		publish(n, ei, alg);
+		return FETCH_OK;
+	}
+	log_debug("fetch", "%s: unchanged from %s, refresh at %s", ei->name, url, ra);
+	return FETCH_UNCHANGED;
+}
+
+static void on_fetched(struct fetch *f, const struct fetch_result *r, void *ud)
+{
+	struct slot_state *s = ud;
+	struct node *n = s->n;
+	struct entry_info *ei = s->ei;
+	enum certid_alg alg = s->alg;
+	(void)f;
+	s->inflight = NULL;
+	n->fetches_active--;
+
+	const char *scratch[MAX_UPSTREAMS];
+	const char *const *urls;
+	size_t nu = refresher_upstreams(n, ei, &urls, scratch, MAX_UPSTREAMS);
+	const char *url = s->url_idx < nu ? urls[s->url_idx] : "(removed upstream)";
+	enum fetch_outcome o = handle_answer(n, ei, alg, url, r);
+	struct upstream_stats *us = metrics_upstream(&n->m, url);
+	us->outcomes[o]++;
+	if (o == FETCH_OK || o == FETCH_UNCHANGED) {
+		us->last_ok_unix = node_now_unix();
+		s->tried = true;
+		responder_wake(n, ei, alg);
+		refresher_pump(n);
+		return;
+	}
+	us->last_fail_unix = node_now_unix();
+	if (!n->stopping && s->url_idx + 1 < nu) {
+		start_fetch(n, ei, alg, s->url_idx + 1, r->retry_after_s);
+		return;
+	}
+	slot_failed(n, ei, alg, r->err ? -1 : r->retry_after_s);
+	refresher_pump(n);
+}
+
+static void start_fetch(struct node *n, struct entry_info *ei, enum certid_alg alg,
+			size_t url_idx, int64_t retry_after_s)
+{
+	struct slot_state *s = entry_slot(ei, alg);
+	s->n = n;
+	const char *scratch[MAX_UPSTREAMS];
+	const char *const *urls;
+	size_t nu = refresher_upstreams(n, ei, &urls, scratch, MAX_UPSTREAMS);
+	if (nu == 0) {
+		ei->no_upstream = true;
+		slot_failed(n, ei, alg, -1);
+		return;
+	}
+	struct certid id;
+	if (cache_entry_certid(ei->entry, alg, &id) < 0) {
+		slot_failed(n, ei, alg, -1);
+		return;
+	}
+	struct buf der = BUF_INIT;
+	if (ocsp_request_encode(&id, &der) < 0) {
+		buf_done(&der);
+		slot_failed(n, ei, alg, -1);
+		return;
+	}
+	for (; url_idx < nu; url_idx++) {
+		struct fetch_request req = {
+			.url = urls[url_idx],
+			.der = der.data,
+			.der_len = der.len,
+			.if_none_match = cache_entry_resp(ei->entry, alg) ? s->etag : NULL,
+		};
+		int e = fetcher_start(n->fetcher, &req, on_fetched, s, &s->inflight);
+		if (e == 0) {
+			s->url_idx = (uint32_t)url_idx;
+			n->fetches_active++;
+			log_debug("fetch", "%s: asking %s (%s)", ei->name, urls[url_idx],
+				  certid_alg_name(alg));
+			buf_done(&der);
+			return;
+		}
+		log_warning("fetch", "%s: %s: cannot start: %s", ei->name, urls[url_idx],
+			    strerror(-e));
+	}
+	buf_done(&der);
+	slot_failed(n, ei, alg, retry_after_s);
+}
+
+static void on_refresh_timer(uv_timer_t *t)
+{
+	refresher_pump(t->data);
+}
+
+void refresher_pump(struct node *n)
+{
+	if (n->stopping)
+		return;
+	int64_t now = node_now_unix();
+	while (n->fetches_active < n->cfg.max_parallel_fetches) {
+		enum certid_alg alg;
+		struct cache_entry *e = cache_due_pop(n->cache, now, &alg);
+		if (!e)
+			break;
+		struct entry_info *ei = cache_entry_user(e);
+		if (!ei) {
+			/* Not the inventory's (cannot happen yet): park it for a day. */
+			cache_slot_schedule(n->cache, e, alg, now + 86400);
+			continue;
+		}
+		start_fetch(n, ei, alg, 0, -1);
+	}
+	int64_t next = cache_next_due(n->cache);
+	if (next == INT64_MAX || n->fetches_active >= n->cfg.max_parallel_fetches) {
+		/* Nothing due ever, or saturated: the next completion pumps again. */
+		uv_timer_stop(&n->refresh_timer);
+		return;
+	}
+	uint64_t delay_ms = next > now ? (uint64_t)(next - now) * 1000 : 0;
+	/* Due times are whole seconds; never spin faster than that when the queue is hot. */
+	if (delay_ms == 0)
+		delay_ms = 1000;
+	n->refresh_timer.data = n;
+	uv_timer_start(&n->refresh_timer, on_refresh_timer, delay_ms, 0);
+}
+
+void refresher_forget(struct node *n, struct entry_info *ei)
+{
+	for (int a = 0; a < CERTID_ALG_COUNT; a++) {
+		struct slot_state *s = ei->slots[a];
+		if (s && s->inflight) {
+			fetch_cancel(s->inflight);
+			s->inflight = NULL;
+			n->fetches_active--;
+		}
+	}
+}
+
+void refresher_load_file(struct node *n, const char *name, const uint8_t *der, size_t len,
+			 int64_t received_unix)
+{
+	int64_t now = node_now_unix();
+	struct ocsp_info info;
+	uint32_t fails = 0;
+	/* First pass without an issuer only finds out which entry the file is for. */
+	ocsp_response_check(der, len, NULL, NULL, now, &n->policy, &info, &fails);
+	if (!info.has_id) {
+		log_warning("store", "%s: not an OCSP response, skipped", name);
+		n->m.disk_skipped++;
+		return;
+	}
+	struct cache_entry *e = cache_lookup(n->cache, &info.id);
+	struct entry_info *ei = e ? cache_entry_user(e) : NULL;
+	if (!ei) {
+		log_debug("store", "%s: not for a certificate in the inventory, skipped", name);
+		n->m.disk_skipped++;
+		return;
+	}
+	struct pki_cert *issuer = cache_issuer_cert(cache_entry_issuer(e));
+	int r = ocsp_response_check(der, len, issuer, &info.id, now, &n->policy, &info, &fails);
+	if (r < 0) {
+		char why[256];
+		checks_str(fails, why, sizeof(why));
+		log_warning("store", "%s: %s: skipped (%s)", name, ei->name, why);
+		n->m.disk_skipped++;
+		return;
+	}
+	enum certid_alg alg = info.id.alg;
+	r = cache_store(n->cache, e, alg, der, len, &info, received_unix, -1);
+	if (r < 0 && r != -ESTALE) {
+		log_warning("store", "%s: %s: not loaded: %s", name, ei->name, strerror(-r));
+		n->m.disk_skipped++;
+		return;
+	}
+	entry_slot(ei, alg)->tried = true;
+	n->m.disk_loaded++;
+	log_debug("store", "%s: %s loaded (%s)", name, ei->name,
+		  ocsp_cert_status_name(info.cert_status));
+	/* Consumers may have lost their copy while we were down. */
+	if (alg == CERTID_SHA1)
+		for (size_t i = 0; i < ei->out_files.n; i++)
+			store_write_file(n->store, ei->out_files.v[i], der, len, 0644,
+					 on_output_written, n);
+}

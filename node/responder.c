@@ -1,1 +1,307 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The OCSP responder (RFC 6960 Appendix A, RFC 5019) and the admin routes.
+ *
+ * Life of a request: the server hands over a parsed HTTP request; GET paths and POST bodies are
+ * decoded to a CertID; the cache finds the entry and slot for it (any of the four hash algs).
+ * A servable response is answered at once with its DER as stored and freshly rendered RFC 5019
+ * headers — the hot path never re-parses or re-verifies a response. An unknown certificate gets
+ * `unauthorized`, a malformed request `malformedRequest`, both as HTTP 200 OCSP answers.
+ * A known certificate with nothing servable parks the connection on the entry until the fetch in
+ * flight ends (bounded by wait_ms), then gets the response or `tryLater`. Nonces are ignored:
+ * the cached response is the answer (RFC 5019 §2.1.1 allows it; mod_md always sends one).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "node/log.h"
+#include "node/node.h"
+#include "node/server.h"
+#include "proto/mem.h"
+#include "proto/ocsp_http.h"
+
+/* How long a request for a known certificate without a response waits for its fetch. */
+#define WAIT_MS 3000
+
+static enum ocsp_http_conn conn_mode(bool keep_alive, bool http10)
+{
+	if (!keep_alive)
+		return OCSP_HTTP_CONN_CLOSE;
+	return http10 ? OCSP_HTTP_CONN_KEEP_ALIVE : OCSP_HTTP_CONN_DEFAULT;
+}
+
+static void answer_ocsp_bytes(struct buf *out, const uint8_t *body, size_t len, bool head,
+			      bool keep_alive, bool http10)
+{
+	char date[HTTP_DATE_LEN + 1];
+	http_date_format(node_now_unix(), date);
+	buf_printf(out,
+		   "HTTP/1.1 200 OK\r\nDate: %s\r\nContent-Type: application/ocsp-response\r\n"
+		   "Content-Length: %zu\r\nCache-Control: no-cache\r\n%s\r\n",
+		   date, len,
+		   !keep_alive ? "Connection: close\r\n"
+		   : http10    ? "Connection: keep-alive\r\n"
+			       : "");
+	if (!head)
+		buf_append(out, body, len);
+}
+
+static void answer_status(struct node *n, struct buf *out, int status, enum req_result res,
+			  bool head, bool keep_alive, bool http10)
+{
+	size_t len;
+	const uint8_t *der = ocsp_error_response(status, &len);
+	n->m.requests[res]++;
+	answer_ocsp_bytes(out, der, len, head, keep_alive, http10);
+}
+
+/* Answers from the cache if it can; returns false when the slot has nothing servable. */
+static bool answer_cached(struct node *n, struct entry_info *ei, enum certid_alg alg,
+			  struct buf *out, bool head, bool keep_alive, bool http10, const char *inm,
+			  size_t inm_len, const char *ims, size_t ims_len)
+{
+	int64_t now = node_now_unix();
+	const struct cache_resp *r = cache_entry_servable(ei->entry, alg, now);
+	if (!r)
+		return false;
+	/* Clients may cache until the response's refresh time at most: after that a newer
+	 * response may exist here. */
+	int64_t cap = r->refresh_unix > now ? r->refresh_unix - now : 0;
+	enum ocsp_http_conn mode = conn_mode(keep_alive, http10);
+	if ((inm || ims) && ocsp_http_not_modified(&r->meta, inm, inm_len, ims, ims_len)) {
+		ocsp_http_render_304(out, &r->meta, now, cap, mode);
+		n->m.requests[REQ_NOT_MODIFIED]++;
+		return true;
+	}
+	ocsp_http_render_200(out, &r->meta, r->der_len, now, cap, mode);
+	if (!head)
+		buf_append(out, r->der, r->der_len);
+	n->m.requests[REQ_HIT]++;
+	return true;
+}
+
+static void wait_unlink(struct conn *c)
+{
+	struct entry_info *ei = c->wait.entry;
+	struct slot_state *s = ei ? ei->slots[c->wait.alg] : NULL;
+	if (s) {
+		struct conn **pp = &s->waiters;
+		while (*pp && *pp != c)
+			pp = &(*pp)->wait.next;
+		if (*pp)
+			*pp = c->wait.next;
+	}
+	c->wait.next = NULL;
+	c->wait.entry = NULL;
+}
+
+void responder_cancel_wait(struct conn *c)
+{
+	wait_unlink(c);
+	c->waiting = false;
+}
+
+/* Ends a parked request: the response if one is servable now, else tryLater. */
+static void wait_finish(struct node *n, struct conn *c, struct entry_info *ei)
+{
+	struct conn_wait w = c->wait;
+	wait_unlink(c);
+	bool done = ei && ei->entry &&
+		    answer_cached(n, ei, w.alg, &c->out, w.head, w.keep_alive, w.http10,
+				  w.if_none_match[0] ? w.if_none_match : NULL,
+				  strlen(w.if_none_match), NULL, 0);
+	if (!done) {
+		if (ei && ei->entry)
+			answer_status(n, &c->out, 3, REQ_UNAVAILABLE, w.head, w.keep_alive,
+				      w.http10);
+		else
+			answer_status(n, &c->out, 6, REQ_UNAUTHORIZED, w.head, w.keep_alive,
+				      w.http10);
+	}
+	conn_resume(c);
+}
+
+void responder_wait_expired(struct conn *c)
+{
+	struct entry_info *ei = c->wait.entry;
+	struct node *n = ei && ei->slots[c->wait.alg] ? ei->slots[c->wait.alg]->n : NULL;
+	if (!n) {
+		/* Cannot happen: a parked connection always has its entry's slot. */
+		c->waiting = false;
+		return;
+	}
+	log_info("http", "%s: %s: no response within %d ms, answering tryLater", c->peer, ei->name,
+		 WAIT_MS);
+	wait_finish(n, c, ei);
+}
+
+void responder_wake(struct node *n, struct entry_info *ei, enum certid_alg alg)
+{
+	struct slot_state *s = ei->slots[alg];
+	if (!s)
+		return;
+	/* Detach the list first: answering may park nothing here again, but be safe. */
+	struct conn *c = s->waiters;
+	s->waiters = NULL;
+	while (c) {
+		struct conn *next = c->wait.next;
+		c->wait.next = NULL;
+		c->wait.entry = ei;
+		/* wait_finish unlinks from s->waiters, which is already empty. */
+		wait_finish(n, c, ei);
+		c = next;
+	}
+}
+
+static enum handler_result park(struct node *n, struct conn *c, struct entry_info *ei,
+				enum certid_alg alg, const struct http1_request *req)
+{
+	struct slot_state *s = entry_slot(ei, alg);
+	s->n = n;
+	c->waiting = true;
+	c->wait.entry = ei;
+	c->wait.alg = (uint8_t)alg;
+	c->wait.head = req->method == HTTP1_HEAD;
+	c->wait.keep_alive = req->keep_alive;
+	c->wait.http10 = req->version_minor == 0;
+	c->wait.if_none_match[0] = 0;
+	if (req->if_none_match.p && req->if_none_match.len < sizeof(c->wait.if_none_match)) {
+		memcpy(c->wait.if_none_match, req->if_none_match.p, req->if_none_match.len);
+		c->wait.if_none_match[req->if_none_match.len] = 0;
+	}
+	c->wait.deadline_ms = uv_now(n->loop) + WAIT_MS;
+	c->wait.next = s->waiters;
+	s->waiters = c;
+	return HANDLER_WAIT;
+}
+
+static bool path_is(const struct http1_request *req, const char *p)
+{
+	size_t n = strlen(p);
+	return req->target.len == n && memcmp(req->target.p, p, n) == 0;
+}
+
+static void text_response(struct buf *out, int status, const char *reason, const char *ctype,
+			  const char *body, size_t len, bool head, bool keep_alive)
+{
+	buf_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+			"Cache-Control: no-store\r\n%s\r\n",
+		   status, reason, ctype, len, keep_alive ? "" : "Connection: close\r\n");
+	if (!head)
+		buf_append(out, body, len);
+}
+
+static bool health_routes(struct node *n, const struct http1_request *req, struct buf *out)
+{
+	bool head = req->method == HTTP1_HEAD;
+	if (req->method != HTTP1_GET && !head)
+		return false;
+	if (path_is(req, "/healthz")) {
+		text_response(out, 200, "OK", "text/plain", "ok\n", 3, head, req->keep_alive);
+		return true;
+	}
+	if (path_is(req, "/readyz")) {
+		if (node_is_ready(n))
+			text_response(out, 200, "OK", "text/plain", "ready\n", 6, head,
+				      req->keep_alive);
+		else
+			text_response(out, 503, "Service Unavailable", "text/plain",
+				      "not ready\n", 10, head, req->keep_alive);
+		return true;
+	}
+	return false;
+}
+
+enum handler_result responder_handle_ocsp(struct node *n, struct conn *c,
+					  const struct http1_request *req, struct buf *out)
+{
+	bool head = req->method == HTTP1_HEAD;
+	bool http10 = req->version_minor == 0;
+	struct ocsp_request oreq;
+	int r;
+
+	if (req->method == HTTP1_POST) {
+		r = ocsp_request_parse(req->body, req->body_len, &oreq);
+	} else if (req->method == HTTP1_GET || head) {
+		if (health_routes(n, req, out))
+			return HANDLER_DONE;
+		struct buf der = BUF_INIT;
+		r = ocsp_http_get_decode(req->target.p, req->target.len, &der, &oreq);
+		buf_done(&der);
+	} else {
+		buf_printf(out, "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST\r\n"
+				"Content-Length: 0\r\n%s\r\n",
+			   req->keep_alive ? "" : "Connection: close\r\n");
+		n->m.requests[REQ_ERROR]++;
+		return HANDLER_DONE;
+	}
+	if (r < 0) {
+		log_debug("http", "%s: malformed OCSP request: %s", c->peer, strerror(-r));
+		answer_status(n, out, 1, REQ_MALFORMED, head, req->keep_alive, http10);
+		return HANDLER_DONE;
+	}
+	struct cache_entry *e = cache_lookup(n->cache, &oreq.id);
+	struct entry_info *ei = e ? cache_entry_user(e) : NULL;
+	if (!ei) {
+		if (log_max_level >= LOG_DEBUG) {
+			char name[CERTID_SHORT_MAX];
+			log_debug("http", "%s: %s: unknown certificate", c->peer,
+				  certid_short(&oreq.id, name));
+		}
+		answer_status(n, out, 6, REQ_UNAUTHORIZED, head, req->keep_alive, http10);
+		return HANDLER_DONE;
+	}
+	enum certid_alg alg = oreq.id.alg;
+	if (answer_cached(n, ei, alg, out, head, req->keep_alive, http10, req->if_none_match.p,
+			  req->if_none_match.len, req->if_modified_since.p,
+			  req->if_modified_since.len))
+		return HANDLER_DONE;
+
+	/* Known, nothing servable: make sure a fetch is coming, then wait for it. */
+	cache_entry_want(n->cache, e, alg, node_now_unix());
+	refresher_pump(n);
+	/* The pump may have failed the slot synchronously (no upstream at all). */
+	if (answer_cached(n, ei, alg, out, head, req->keep_alive, http10, NULL, 0, NULL, 0))
+		return HANDLER_DONE;
+	struct slot_state *s = ei->slots[alg];
+	if (!s || !s->inflight) {
+		answer_status(n, out, 3, REQ_UNAVAILABLE, head, req->keep_alive, http10);
+		return HANDLER_DONE;
+	}
+	return park(n, c, ei, alg, req);
+}
+
+enum handler_result responder_handle_admin(struct node *n, struct conn *c,
+					   const struct http1_request *req, struct buf *out)
+{
+	bool head = req->method == HTTP1_HEAD;
+	(void)c;
+	if (health_routes(n, req, out))
+		return HANDLER_DONE;
+	if ((req->method == HTTP1_GET || head) && path_is(req, "/metrics")) {
+		struct buf body = BUF_INIT;
+		metrics_render(n, &body);
+		text_response(out, 200, "OK", "text/plain; version=0.0.4", (const char *)body.data,
+			      body.len, head, req->keep_alive);
+		buf_done(&body);
+		return HANDLER_DONE;
+	}
+	if ((req->method == HTTP1_GET || head) && path_is(req, "/admin/entries")) {
+		struct buf body = BUF_INIT;
+		admin_entries_json(n, &body);
+		text_response(out, 200, "OK", "application/json", (const char *)body.data, body.len,
+			      head, req->keep_alive);
+		buf_done(&body);
+		return HANDLER_DONE;
+	}
+	if (req->method == HTTP1_POST && path_is(req, "/admin/refresh")) {
+		admin_refresh_all(n);
+		text_response(out, 200, "OK", "application/json", "{\"ok\":true}\n", 12, false,
+			      req->keep_alive);
+		return HANDLER_DONE;
+	}
+	text_response(out, 404, "Not Found", "text/plain", "not found\n", 10, head,
+		      req->keep_alive);
+	return HANDLER_DONE;
+}

@@ -1,1 +1,555 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include "node/server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "node/config.h"
+#include "node/log.h"
+#include "proto/mem.h"
+
+/* Read in chunks of this size; a connection's unconsumed input is bounded by the limits. */
+#define READ_CHUNK 16384
+/* Stop reading while this much output waits for a slow reader. */
+#define OUT_HIGH_WATER (256u * 1024u)
+/* How long a closing connection drains the peer's input before giving up. */
+#define LINGER_MS 2000
+
+struct listener {
+	uv_tcp_t tcp;
+	struct server *srv;
+	enum listener_kind kind;
+	struct listener *next;
+	char addr[64];
+};
+
+struct server {
+	uv_loop_t *loop;
+	struct node *node;
+	struct server_limits limits;
+	server_handler_fn handlers[2];
+	struct listener *listeners;
+	struct conn *conns;
+	size_t n_conns;
+	size_t open_handles; /* listeners and connections not yet fully closed */
+	bool closing;
+	void (*on_closed)(void *ud);
+	void *on_closed_ud;
+};
+
+static void conn_process(struct conn *c);
+static void conn_flush(struct conn *c);
+static void conn_close(struct conn *c);
+static void conn_arm_timer(struct conn *c);
+
+static void server_maybe_closed(struct server *s)
+{
+	if (!s->closing || s->open_handles > 0)
+		return;
+	void (*cb)(void *) = s->on_closed;
+	void *ud = s->on_closed_ud;
+	free(s);
+	if (cb)
+		cb(ud);
+}
+
+/* ---- connections ---- */
+
+static void on_conn_handle_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	if (--c->open_handles > 0)
+		return;
+	struct server *s = c->srv;
+	buf_done(&c->in);
+	buf_done(&c->out);
+	buf_done(&c->wbuf);
+	free(c->scratch);
+	free(c);
+	s->open_handles--;
+	server_maybe_closed(s);
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	if (c->waiting)
+		responder_cancel_wait(c);
+	struct server *s = c->srv;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	s->n_conns--;
+	uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+	uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+	uint64_t now = uv_now(c->srv->loop);
+	if (c->draining) {
+		conn_close(c);
+		return;
+	}
+	if (c->waiting) {
+		/* The responder answers a parked request itself when its wait ends; its deadline
+		 * is checked here because this is the connection's only timer. */
+		if (now >= c->wait.deadline_ms) {
+			responder_wait_expired(c);
+		} else {
+			conn_arm_timer(c);
+		}
+		return;
+	}
+	if (c->request_start_ms) {
+		log_info("http", "%s: request not complete within %llu ms, closing", c->peer,
+			 (unsigned long long)c->srv->limits.request_timeout_ms);
+		conn_error_response(c, &c->out, 408, "Request Timeout", "request timeout\n");
+		conn_flush(c);
+		return;
+	}
+	if (c->writing) {
+		/* A client that stopped reading: give up once it has been idle as long as an
+		 * idle keep-alive connection may be. */
+		if (now - c->last_activity_ms >= c->srv->limits.idle_timeout_ms) {
+			log_info("http", "%s: not reading its responses, closing", c->peer);
+			conn_close(c);
+		} else {
+			conn_arm_timer(c);
+		}
+		return;
+	}
+	log_debug("http", "%s: idle, closing", c->peer);
+	conn_close(c);
+}
+
+static void conn_arm_timer(struct conn *c)
+{
+	if (c->closing)
+		return;
+	uint64_t now = uv_now(c->srv->loop);
+	uint64_t deadline;
+	if (c->draining)
+		deadline = c->last_activity_ms + LINGER_MS;
+	else if (c->waiting)
+		deadline = c->wait.deadline_ms;
+	else if (c->request_start_ms)
+		deadline = c->request_start_ms + c->srv->limits.request_timeout_ms;
+	else
+		deadline = c->last_activity_ms + c->srv->limits.idle_timeout_ms;
+	uv_timer_start(&c->timer, on_timer, deadline > now ? deadline - now : 0, 0);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	struct conn *c = h->data;
+	(void)suggested;
+	if (c->draining) {
+		/* Discarded input: reuse the start of the buffer. */
+		buf_reset(&c->in);
+		c->in_off = 0;
+	}
+	buf_reserve(&c->in, READ_CHUNK);
+	b->base = (char *)c->in.data + c->in.len;
+	b->len = c->in.cap - c->in.len - 1;
+}
+
+static void conn_stop_reading(struct conn *c)
+{
+	if (c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+	}
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b);
+
+static void conn_start_reading(struct conn *c)
+{
+	if (!c->reading && !c->closing) {
+		if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+			c->reading = true;
+	}
+}
+
+static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
+{
+	struct conn *c = st->data;
+	(void)b;
+	if (nread < 0) {
+		/* EOF or error. Requests already complete in the buffer were answered (we parse
+		 * eagerly), so there is nothing left to do but close. */
+		if (nread != UV_EOF && nread != UV_ECONNRESET)
+			log_debug("http", "%s: read: %s", c->peer, uv_strerror((int)nread));
+		if (c->waiting || c->writing || c->out.len) {
+			/* Half-closed by a client still owed a response (HTTP/1.0 clients may
+			 * shut down their write side): answer first, then close. */
+			conn_stop_reading(c);
+			c->close_after_write = true;
+			return;
+		}
+		conn_close(c);
+		return;
+	}
+	if (nread == 0)
+		return;
+	c->last_activity_ms = uv_now(c->srv->loop);
+	if (c->draining) {
+		conn_arm_timer(c);
+		return;
+	}
+	c->in.len += (size_t)nread;
+	c->in.data[c->in.len] = 0;
+	if (!c->request_start_ms)
+		c->request_start_ms = c->last_activity_ms;
+	conn_process(c);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+	struct conn *c = req->data;
+	(void)status;
+	if (c->closing)
+		return;
+	/* Keep reading (and discarding) until the peer closes or LINGER_MS passes. */
+	c->draining = true;
+	c->last_activity_ms = uv_now(c->srv->loop);
+	conn_start_reading(c);
+	conn_arm_timer(c);
+}
+
+static void conn_finish_close(struct conn *c)
+{
+	if (c->closing || c->draining)
+		return;
+	c->draining = true; /* no more requests are processed */
+	if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
+		conn_close(c);
+}
+
+static void on_write(uv_write_t *w, int status)
+{
+	struct conn *c = w->data;
+	c->writing = false;
+	buf_reset(&c->wbuf);
+	if (c->closing)
+		return;
+	if (status < 0) {
+		log_debug("http", "%s: write: %s", c->peer, uv_strerror(status));
+		conn_close(c);
+		return;
+	}
+	c->last_activity_ms = uv_now(c->srv->loop);
+	conn_flush(c);
+	if (!c->closing && !c->writing && !c->close_after_write && !c->waiting) {
+		/* Output drained below the high-water mark: take input again. */
+		conn_start_reading(c);
+		conn_process(c);
+	}
+}
+
+static void conn_flush(struct conn *c)
+{
+	if (c->closing || c->writing)
+		return;
+	if (c->out.len) {
+		uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+		int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+		if (n < 0 && n != UV_EAGAIN) {
+			conn_close(c);
+			return;
+		}
+		if (n > 0)
+			buf_consume(&c->out, (size_t)n);
+		if (c->out.len) {
+			/* Swap the remainder into the in-flight buffer: `out` keeps collecting. */
+			struct buf tmp = c->wbuf;
+			c->wbuf = c->out;
+			c->out = tmp;
+			buf_reset(&c->out);
+			b = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
+			c->write_req.data = c;
+			if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
+				conn_close(c);
+				return;
+			}
+			c->writing = true;
+			if (c->wbuf.len >= OUT_HIGH_WATER)
+				conn_stop_reading(c);
+			conn_arm_timer(c);
+			return;
+		}
+	}
+	if (c->close_after_write && !c->waiting)
+		conn_finish_close(c);
+}
+
+void conn_error_response(struct conn *c, struct buf *out, int status, const char *reason,
+			 const char *msg)
+{
+	buf_printf(out,
+		   "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+		   "Connection: close\r\n\r\n%s",
+		   status, reason, strlen(msg), msg);
+	c->close_after_write = true;
+}
+
+static void conn_parse_error(struct conn *c, int err)
+{
+	switch (err) {
+	case -EMSGSIZE:
+		conn_error_response(c, &c->out, 431, "Request Header Fields Too Large",
+				    "request header too large\n");
+		break;
+	case -EFBIG:
+		conn_error_response(c, &c->out, 413, "Content Too Large", "request body too large\n");
+		break;
+	case -ENOTSUP:
+		conn_error_response(c, &c->out, 501, "Not Implemented",
+				    "unsupported HTTP version or transfer coding\n");
+		break;
+	default:
+		conn_error_response(c, &c->out, 400, "Bad Request", "malformed HTTP request\n");
+		break;
+	}
+	log_info("http", "%s: bad HTTP request (%s), closing", c->peer, strerror(-err));
+}
+
+static void conn_process(struct conn *c)
+{
+	struct server *s = c->srv;
+	while (!c->closing && !c->waiting && !c->close_after_write && !c->draining) {
+		size_t avail = c->in.len - c->in_off;
+		if (avail == 0)
+			break;
+		if (!c->scratch)
+			c->scratch = xmalloc(s->limits.http.max_body_bytes + 1);
+		struct http1_request req;
+		size_t consumed = 0;
+		int r = http1_parse(c->in.data + c->in_off, avail, &s->limits.http, c->scratch, false,
+				    &req, &consumed);
+		if (r == HTTP1_INCOMPLETE)
+			break;
+		if (r < 0) {
+			conn_parse_error(c, r);
+			break;
+		}
+		enum handler_result hr = s->handlers[c->kind](s->node, c, &req, &c->out);
+		c->in_off += consumed;
+		if (!req.keep_alive)
+			c->close_after_write = true;
+		c->request_start_ms = c->in_off < c->in.len ? uv_now(s->loop) : 0;
+		if (hr == HANDLER_WAIT)
+			break;
+		/* Keep the unconsumed tail small: compact once half the buffer is consumed. */
+		if (c->in_off > c->in.len / 2) {
+			buf_consume(&c->in, c->in_off);
+			c->in_off = 0;
+		}
+	}
+	if (c->closing)
+		return;
+	if (c->in_off == c->in.len) {
+		buf_reset(&c->in);
+		c->in_off = 0;
+	}
+	if (c->waiting || c->close_after_write)
+		conn_stop_reading(c);
+	conn_flush(c);
+	conn_arm_timer(c);
+}
+
+void conn_resume(struct conn *c)
+{
+	if (c->closing)
+		return;
+	c->waiting = false;
+	c->request_start_ms = c->in_off < c->in.len ? uv_now(c->srv->loop) : 0;
+	conn_flush(c);
+	if (c->closing)
+		return;
+	if (!c->close_after_write && !c->writing)
+		conn_start_reading(c);
+	conn_process(c);
+}
+
+/* ---- listeners ---- */
+
+static void peer_name(uv_tcp_t *t, char *out, size_t len)
+{
+	struct sockaddr_storage ss;
+	int sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+			uv_ip6_name(a, host, sizeof(host));
+			port = ntohs(a->sin6_port);
+			snprintf(out, len, "[%s]:%d", host, port);
+			return;
+		}
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		uv_ip4_name(a, host, sizeof(host));
+		port = ntohs(a->sin_port);
+	}
+	snprintf(out, len, "%s:%d", host, port);
+}
+
+static void on_reject_closed(uv_handle_t *h)
+{
+	struct server *s = h->data;
+	free(h);
+	s->open_handles--;
+	server_maybe_closed(s);
+}
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+	struct listener *l = ls->data;
+	struct server *s = l->srv;
+	if (status < 0) {
+		log_warning("http", "%s: accept: %s", l->addr, uv_strerror(status));
+		return;
+	}
+	if (s->n_conns >= s->limits.max_connections) {
+		/* Over the limit: accept and close at once, so the backlog does not fill with
+		 * clients waiting for nothing. */
+		uv_tcp_t *t = xmalloc(sizeof(*t));
+		uv_tcp_init(s->loop, t);
+		t->data = s;
+		s->open_handles++;
+		if (uv_accept(ls, (uv_stream_t *)t) == 0)
+			log_warning("http", "%s: connection limit (%zu) reached, refusing a client",
+				    l->addr, s->limits.max_connections);
+		uv_close((uv_handle_t *)t, on_reject_closed);
+		return;
+	}
+	struct conn *c = xcalloc(1, sizeof(*c));
+	c->srv = s;
+	c->kind = l->kind;
+	uv_tcp_init(s->loop, &c->tcp);
+	uv_timer_init(s->loop, &c->timer);
+	c->tcp.data = c;
+	c->timer.data = c;
+	c->shutdown_req.data = c;
+	c->open_handles = 2;
+	s->open_handles++;
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	s->n_conns++;
+	if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
+		conn_close(c);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	peer_name(&c->tcp, c->peer, sizeof(c->peer));
+	c->last_activity_ms = uv_now(s->loop);
+	conn_start_reading(c);
+	conn_arm_timer(c);
+}
+
+int server_new(uv_loop_t *loop, struct node *n, const struct server_limits *limits,
+	       server_handler_fn ocsp_handler, server_handler_fn admin_handler,
+	       struct server **ret)
+{
+	struct server *s = xcalloc(1, sizeof(*s));
+	s->loop = loop;
+	s->node = n;
+	s->limits = *limits;
+	s->handlers[LISTENER_OCSP] = ocsp_handler;
+	s->handlers[LISTENER_ADMIN] = admin_handler;
+	*ret = s;
+	return 0;
+}
+
+void server_set_limits(struct server *s, const struct server_limits *limits)
+{
+	/* Scratch buffers were sized for the old body limit: connections get new ones. */
+	if (limits->http.max_body_bytes != s->limits.http.max_body_bytes)
+		for (struct conn *c = s->conns; c; c = c->next)
+			if (!c->waiting && c->in.len == c->in_off) {
+				free(c->scratch);
+				c->scratch = NULL;
+			}
+	size_t old_body = s->limits.http.max_body_bytes;
+	s->limits = *limits;
+	/* A connection mid-request keeps a scratch of the old size: never let it be exceeded. */
+	if (limits->http.max_body_bytes > old_body)
+		for (struct conn *c = s->conns; c; c = c->next)
+			if (c->scratch) {
+				free(c->scratch);
+				c->scratch = NULL;
+			}
+}
+
+int server_listen(struct server *s, const char *addr, enum listener_kind kind)
+{
+	struct sockaddr_storage ss;
+	if (config_parse_addr(addr, &ss) < 0)
+		return -EINVAL;
+	struct listener *l = xcalloc(1, sizeof(*l));
+	l->srv = s;
+	l->kind = kind;
+	snprintf(l->addr, sizeof(l->addr), "%s", addr);
+	uv_tcp_init(s->loop, &l->tcp);
+	l->tcp.data = l;
+	s->open_handles++;
+	int r = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&ss, 0);
+	if (r == 0)
+		r = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+	l->next = s->listeners;
+	s->listeners = l;
+	if (r < 0) {
+		log_err("http", "%s: cannot listen: %s", addr, uv_strerror(r));
+		return r;
+	}
+	log_info("http", "listening on %s (%s)", addr, kind == LISTENER_OCSP ? "ocsp" : "admin");
+	return 0;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+	struct listener *l = h->data;
+	struct server *s = l->srv;
+	free(l);
+	s->open_handles--;
+	server_maybe_closed(s);
+}
+
+void server_stop_listening(struct server *s)
+{
+	struct listener *l = s->listeners;
+	s->listeners = NULL;
+	while (l) {
+		struct listener *next = l->next;
+		uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+		l = next;
+	}
+}
+
+size_t server_connections(const struct server *s)
+{
+	return s->n_conns;
+}
+
+void server_close(struct server *s, void (*on_closed)(void *ud), void *ud)
+{
+	s->closing = true;
+	s->on_closed = on_closed;
+	s->on_closed_ud = ud;
+	server_stop_listening(s);
+	while (s->conns)
+		conn_close(s->conns);
+	/* The listeners' and connections' close callbacks finish the job. */
+	server_maybe_closed(s);
+}

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The HTTP/1.x server: TCP listeners on the loop and one `struct conn` per client connection.
+ *
+ * A connection handles its requests strictly in order (HTTP/1.1 pipelining): the parser
+ * (proto/http1.h) finds the next complete request in the bytes received, the handler for the
+ * listener's kind appends the response to the connection's output buffer — or, when it must wait
+ * (an entry being fetched), parks the connection and calls conn_resume() later — and the output is
+ * written with uv_try_write first, falling back to one uv_write in flight at a time.
+ *
+ * Limits: max_connections (extra connections are accepted and closed at once), header and body
+ * sizes (431 / 413), request_timeout from the first byte of a request to its end (408),
+ * idle_timeout between keep-alive requests (silent close). A connection that must close after
+ * its response shuts down its write side and drains input briefly, so the client reads the
+ * response instead of a reset.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "proto/buf.h"
+#include "proto/certid.h"
+#include "proto/http1.h"
+
+struct node;
+struct server;
+struct entry_info;
+
+enum listener_kind {
+	LISTENER_OCSP,  /* the responder */
+	LISTENER_ADMIN, /* metrics, health, admin API (loopback by default) */
+};
+
+/* What a parked (waiting) OCSP request needs to be answered later. */
+struct conn_wait {
+	struct conn *next;          /* in the entry's list of waiters */
+	struct entry_info *entry;
+	uint8_t alg;
+	bool head;
+	bool keep_alive;
+	bool http10;
+	char if_none_match[80];
+	uint64_t deadline_ms;
+};
+
+struct conn {
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	uv_shutdown_t shutdown_req;
+	uv_write_t write_req;
+	struct server *srv;
+	enum listener_kind kind;
+	struct conn *prev, *next;   /* the server's list of connections */
+	struct buf in;              /* received, not yet consumed bytes start at in_off */
+	size_t in_off;
+	struct buf out;             /* response bytes not yet handed to libuv */
+	struct buf wbuf;            /* bytes of the uv_write in flight */
+	uint8_t *scratch;           /* decoded chunked bodies, allocated on first use */
+	uint64_t request_start_ms;  /* first byte of the current request, 0 if none */
+	uint64_t last_activity_ms;
+	int open_handles;
+	bool closing;
+	bool writing;
+	bool reading;
+	bool close_after_write;     /* the last response is queued: close once written */
+	bool draining;              /* write side shut down; discarding input until EOF */
+	bool waiting;               /* parked on an entry (wait below is live) */
+	struct conn_wait wait;
+	char peer[64];
+};
+
+/*
+ * Handlers, one per listener kind, return HANDLER_DONE when the response is in `out`, or
+ * HANDLER_WAIT after parking the connection (c->waiting set, c->wait filled); the connection
+ * then reads nothing more until conn_resume(). Handlers never close the connection themselves:
+ * a response that must end the connection sets c->close_after_write.
+ */
+enum handler_result { HANDLER_DONE = 0, HANDLER_WAIT = 1 };
+typedef enum handler_result (*server_handler_fn)(struct node *n, struct conn *c,
+						 const struct http1_request *req, struct buf *out);
+
+struct server_limits {
+	size_t max_connections;
+	struct http1_limits http;
+	uint64_t request_timeout_ms;
+	uint64_t idle_timeout_ms;
+};
+
+int server_new(uv_loop_t *loop, struct node *n, const struct server_limits *limits,
+	       server_handler_fn ocsp_handler, server_handler_fn admin_handler,
+	       struct server **ret);
+/* Binds and listens on "ADDR:PORT". Errors: -EINVAL bad address; -errno from bind/listen. */
+int server_listen(struct server *s, const char *addr, enum listener_kind kind);
+/* New limits apply to new requests (config reload). */
+void server_set_limits(struct server *s, const struct server_limits *limits);
+/* Stops accepting; existing connections continue (graceful drain on SIGTERM). */
+void server_stop_listening(struct server *s);
+size_t server_connections(const struct server *s);
+/* Closes every connection and listener; on_closed once all handles are closed (then freed). */
+void server_close(struct server *s, void (*on_closed)(void *ud), void *ud);
+
+/* Implemented by the responder: a parked connection closes (unlink it from its entry), or its
+ * wait deadline passed (answer it now). */
+void responder_cancel_wait(struct conn *c);
+void responder_wait_expired(struct conn *c);
+
+/* A parked connection's answer has been appended to its output: write it, go on parsing. */
+void conn_resume(struct conn *c);
+/* Appends a minimal text response with the given status (e.g. 400) and closes afterwards. */
+void conn_error_response(struct conn *c, struct buf *out, int status, const char *reason,
+			 const char *msg);
