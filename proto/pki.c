@@ -1,1 +1,453 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include "proto/pki.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/pkcs7.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "proto/mem.h"
+
+#define PKI_CERTS_MAX 64
+/* RFC 7633: the TLS extension number of status_request. */
+#define TLS_EXT_STATUS_REQUEST 5
+
+struct pki_cert {
+	unsigned refs;
+	X509 *x509;
+	uint8_t *der;
+	size_t der_len;
+	uint8_t fingerprint[32];
+	char *subject;
+	bool is_ca;
+	bool must_staple;
+	int64_t not_before;
+	int64_t not_after;
+	char **ocsp_urls;
+	size_t n_ocsp_urls;
+	char **ca_issuers_urls;
+	size_t n_ca_issuers_urls;
+};
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(X509 *, X509_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(BIO *, BIO_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(PKCS7 *, PKCS7_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(AUTHORITY_INFO_ACCESS *, AUTHORITY_INFO_ACCESS_free);
+DEFINE_TRIVIAL_CLEANUP_FUNC(TLS_FEATURE *, TLS_FEATURE_free);
+
+static void openssl_freep(unsigned char **p)
+{
+	OPENSSL_free(*p);
+}
+
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+/* Unix seconds of an ASN1_TIME, without the local time zone; 0 if unparseable. */
+static int64_t time_unix(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	/* ASN1_TIME_to_tm(NULL) would read the clock. */
+	if (!t || !ASN1_TIME_to_tm(t, &tm)) {
+		ERR_clear_error();
+		return 0;
+	}
+	return days_from_civil(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday) * 86400 +
+	       tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec;
+}
+
+static char *name_rfc2253(const X509_NAME *name)
+{
+	_cleanup_(BIO_freep) BIO *bio = BIO_new(BIO_s_mem());
+	char *p;
+	long n;
+
+	if (!bio || X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) < 0 ||
+	    (n = BIO_get_mem_data(bio, &p)) < 0) {
+		ERR_clear_error();
+		return xstrdup("");
+	}
+	return xstrndup(p, (size_t)n);
+}
+
+static void url_push(char ***urls, size_t *n, const GENERAL_NAME *gn)
+{
+	if (gn->type != GEN_URI)
+		return;
+	const ASN1_IA5STRING *s = gn->d.uniformResourceIdentifier;
+	int len = ASN1_STRING_length(s);
+	const unsigned char *d = ASN1_STRING_get0_data(s);
+	/* An embedded NUL would make the URL say one thing to us and another to libcurl. */
+	if (len <= 0 || memchr(d, '\0', (size_t)len))
+		return;
+	*urls = xrealloc(*urls, (*n + 1) * sizeof(**urls));
+	(*urls)[(*n)++] = xstrndup((const char *)d, (size_t)len);
+}
+
+static void read_aia(struct pki_cert *c)
+{
+	_cleanup_(AUTHORITY_INFO_ACCESS_freep) AUTHORITY_INFO_ACCESS *aia =
+		X509_get_ext_d2i(c->x509, NID_info_access, NULL, NULL);
+	if (!aia) {
+		ERR_clear_error();
+		return;
+	}
+	for (int i = 0; i < sk_ACCESS_DESCRIPTION_num(aia); i++) {
+		const ACCESS_DESCRIPTION *ad = sk_ACCESS_DESCRIPTION_value(aia, i);
+		switch (OBJ_obj2nid(ad->method)) {
+		case NID_ad_OCSP:
+			url_push(&c->ocsp_urls, &c->n_ocsp_urls, ad->location);
+			break;
+		case NID_ad_ca_issuers:
+			url_push(&c->ca_issuers_urls, &c->n_ca_issuers_urls, ad->location);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static bool read_must_staple(X509 *x)
+{
+	_cleanup_(TLS_FEATURE_freep) TLS_FEATURE *tf =
+		X509_get_ext_d2i(x, NID_tlsfeature, NULL, NULL);
+	if (!tf) {
+		ERR_clear_error();
+		return false;
+	}
+	for (int i = 0; i < sk_ASN1_INTEGER_num(tf); i++) {
+		int64_t v;
+		if (ASN1_INTEGER_get_int64(&v, sk_ASN1_INTEGER_value(tf, i)) == 1 &&
+		    v == TLS_EXT_STATUS_REQUEST)
+			return true;
+	}
+	ERR_clear_error();
+	return false;
+}
+
+/* Takes ownership of x. NULL if the certificate cannot be re-encoded. */
+static struct pki_cert *cert_new(X509 *x)
+{
+	_cleanup_(X509_freep) X509 *owned = x;
+	_cleanup_(openssl_freep) unsigned char *der = NULL;
+	int der_len = i2d_X509(x, &der);
+	if (der_len <= 0) {
+		ERR_clear_error();
+		return NULL;
+	}
+
+	struct pki_cert *c = xcalloc(1, sizeof(*c));
+	c->refs = 1;
+	c->x509 = TAKE_PTR(owned);
+	c->der = xmemdup(der, (size_t)der_len);
+	c->der_len = (size_t)der_len;
+	unsigned int md_len = 0;
+	if (!EVP_Digest(c->der, c->der_len, c->fingerprint, &md_len, EVP_sha256(), NULL))
+		ERR_clear_error();
+	c->subject = name_rfc2253(X509_get_subject_name(x));
+	c->is_ca = (X509_get_extension_flags(x) & EXFLAG_CA) != 0;
+	c->must_staple = read_must_staple(x);
+	c->not_before = time_unix(X509_get0_notBefore(x));
+	c->not_after = time_unix(X509_get0_notAfter(x));
+	read_aia(c);
+	ERR_clear_error();
+	return c;
+}
+
+static void cert_free(struct pki_cert *c)
+{
+	X509_free(c->x509);
+	free(c->der);
+	free(c->subject);
+	for (size_t i = 0; i < c->n_ocsp_urls; i++)
+		free(c->ocsp_urls[i]);
+	free(c->ocsp_urls);
+	for (size_t i = 0; i < c->n_ca_issuers_urls; i++)
+		free(c->ca_issuers_urls[i]);
+	free(c->ca_issuers_urls);
+	free(c);
+}
+
+struct pki_cert *pki_cert_ref(struct pki_cert *c)
+{
+	if (c)
+		__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+	return c;
+}
+
+struct pki_cert *pki_cert_unref(struct pki_cert *c)
+{
+	if (c && __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		cert_free(c);
+	return NULL;
+}
+
+void pki_certs_free(struct pki_cert **certs, size_t n)
+{
+	if (!certs)
+		return;
+	for (size_t i = 0; i < n; i++)
+		pki_cert_unref(certs[i]);
+	free(certs);
+}
+
+struct cert_list {
+	struct pki_cert **v;
+	size_t n;
+	bool overflow;
+};
+
+static void list_add(struct cert_list *l, X509 *x)
+{
+	if (l->n >= PKI_CERTS_MAX) {
+		l->overflow = true;
+		X509_free(x);
+		return;
+	}
+	struct pki_cert *c = cert_new(x);
+	if (!c)
+		return;
+	l->v = xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+	l->v[l->n++] = c;
+}
+
+static void list_add_pkcs7(struct cert_list *l, const PKCS7 *p7)
+{
+	if (!PKCS7_type_is_signed(p7) || !p7->d.sign)
+		return;
+	STACK_OF(X509) *certs = p7->d.sign->cert;
+	for (int i = 0; i < sk_X509_num(certs) && !l->overflow; i++) {
+		X509 *x = sk_X509_value(certs, i);
+		if (x && X509_up_ref(x))
+			list_add(l, x);
+	}
+}
+
+static bool parse_der(const uint8_t *data, size_t len, struct cert_list *l)
+{
+	const unsigned char *p = data;
+	X509 *x = d2i_X509(NULL, &p, (long)len);
+	if (x && p == data + len) {
+		list_add(l, x);
+		return true;
+	}
+	X509_free(x);
+	ERR_clear_error();
+
+	p = data;
+	_cleanup_(PKCS7_freep) PKCS7 *p7 = d2i_PKCS7(NULL, &p, (long)len);
+	if (p7 && p == data + len) {
+		list_add_pkcs7(l, p7);
+		return true;
+	}
+	ERR_clear_error();
+	return false;
+}
+
+static void parse_pem(const uint8_t *data, size_t len, struct cert_list *l)
+{
+	_cleanup_(BIO_freep) BIO *bio = BIO_new_mem_buf(data, (int)len);
+	if (!bio) {
+		ERR_clear_error();
+		return;
+	}
+	while (!l->overflow) {
+		char *name = NULL, *header = NULL;
+		unsigned char *body = NULL;
+		long body_len = 0;
+		/* Stops at the end of the data and at the first block that is not valid PEM. */
+		if (!PEM_read_bio(bio, &name, &header, &body, &body_len))
+			break;
+		const unsigned char *p = body;
+		if (strcmp(name, PEM_STRING_X509) == 0 || strcmp(name, PEM_STRING_X509_OLD) == 0) {
+			X509 *x = d2i_X509(NULL, &p, body_len);
+			if (x)
+				list_add(l, x);
+		} else if (strcmp(name, PEM_STRING_X509_TRUSTED) == 0) {
+			X509 *x = d2i_X509_AUX(NULL, &p, body_len);
+			if (x)
+				list_add(l, x);
+		} else if (strcmp(name, PEM_STRING_PKCS7) == 0) {
+			PKCS7 *p7 = d2i_PKCS7(NULL, &p, body_len);
+			if (p7)
+				list_add_pkcs7(l, p7);
+			PKCS7_free(p7);
+		}
+		OPENSSL_free(name);
+		OPENSSL_free(header);
+		OPENSSL_free(body);
+	}
+	ERR_clear_error();
+}
+
+int pki_certs_parse(const uint8_t *data, size_t len, struct pki_cert ***ret_certs, size_t *ret_n)
+{
+	struct cert_list l = {0};
+
+	if (len == 0 || len > INT_MAX)
+		return -EBADMSG;
+	/* DER starts with a SEQUENCE tag; anything else can only be PEM. */
+	if (data[0] != 0x30 || !parse_der(data, len, &l))
+		parse_pem(data, len, &l);
+
+	if (l.overflow) {
+		pki_certs_free(l.v, l.n);
+		return -EMSGSIZE;
+	}
+	if (l.n == 0) {
+		free(l.v);
+		return -EBADMSG;
+	}
+	*ret_certs = l.v;
+	*ret_n = l.n;
+	return 0;
+}
+
+const uint8_t *pki_cert_fingerprint(const struct pki_cert *c)
+{
+	return c->fingerprint;
+}
+
+const uint8_t *pki_cert_der(const struct pki_cert *c, size_t *ret_len)
+{
+	*ret_len = c->der_len;
+	return c->der;
+}
+
+const char *pki_cert_subject(const struct pki_cert *c)
+{
+	return c->subject;
+}
+
+bool pki_cert_is_ca(const struct pki_cert *c)
+{
+	return c->is_ca;
+}
+
+int64_t pki_cert_not_before(const struct pki_cert *c)
+{
+	return c->not_before;
+}
+
+int64_t pki_cert_not_after(const struct pki_cert *c)
+{
+	return c->not_after;
+}
+
+bool pki_cert_is_must_staple(const struct pki_cert *c)
+{
+	return c->must_staple;
+}
+
+size_t pki_cert_ocsp_urls(const struct pki_cert *c, const char *const **ret_urls)
+{
+	*ret_urls = (const char *const *)c->ocsp_urls;
+	return c->n_ocsp_urls;
+}
+
+size_t pki_cert_ca_issuers_urls(const struct pki_cert *c, const char *const **ret_urls)
+{
+	*ret_urls = (const char *const *)c->ca_issuers_urls;
+	return c->n_ca_issuers_urls;
+}
+
+bool pki_cert_issued_by(const struct pki_cert *c, const struct pki_cert *issuer)
+{
+	/* X509 caches decoded extensions inside the object, hence the casts; the data is fixed. */
+	X509 *x = c->x509, *ix = issuer->x509;
+
+	if (X509_NAME_cmp(X509_get_issuer_name(x), X509_get_subject_name(ix)) != 0)
+		return false;
+	const ASN1_OCTET_STRING *akid = X509_get0_authority_key_id(x);
+	const ASN1_OCTET_STRING *skid = X509_get0_subject_key_id(ix);
+	if (akid && skid && ASN1_OCTET_STRING_cmp(akid, skid) != 0)
+		return false;
+	EVP_PKEY *key = X509_get0_pubkey(ix);
+	bool ok = key && X509_verify(x, key) == 1;
+	ERR_clear_error();
+	return ok;
+}
+
+static const EVP_MD *certid_md(enum certid_alg alg)
+{
+	switch (alg) {
+	case CERTID_SHA1:
+		return EVP_sha1();
+	case CERTID_SHA256:
+		return EVP_sha256();
+	case CERTID_SHA384:
+		return EVP_sha384();
+	case CERTID_SHA512:
+		return EVP_sha512();
+	default:
+		return NULL;
+	}
+}
+
+int pki_issuer_hashes(const struct pki_cert *issuer, enum certid_alg alg,
+		      uint8_t ret_name_hash[CERTID_HASH_MAX], uint8_t ret_key_hash[CERTID_HASH_MAX])
+{
+	const EVP_MD *md = certid_md(alg);
+	if (!md)
+		return -EINVAL;
+
+	uint8_t nh[EVP_MAX_MD_SIZE], kh[EVP_MAX_MD_SIZE];
+	unsigned int nl = 0, kl = 0;
+	/* The subject exactly as encoded in the issuer certificate. */
+	_cleanup_(openssl_freep) unsigned char *name_der = NULL;
+	int name_len = i2d_X509_NAME(X509_get_subject_name(issuer->x509), &name_der);
+	const ASN1_BIT_STRING *key = X509_get0_pubkey_bitstr(issuer->x509);
+	if (name_len <= 0 || !key || !EVP_Digest(name_der, (size_t)name_len, nh, &nl, md, NULL) ||
+	    !EVP_Digest(ASN1_STRING_get0_data(key), (size_t)ASN1_STRING_length(key), kh, &kl, md,
+			NULL) ||
+	    nl != certid_hash_len(alg) || kl != nl) {
+		ERR_clear_error();
+		return -EINVAL;
+	}
+	memcpy(ret_name_hash, nh, nl);
+	memcpy(ret_key_hash, kh, kl);
+	return 0;
+}
+
+int pki_certid(const struct pki_cert *c, const struct pki_cert *issuer, enum certid_alg alg,
+	       struct certid *ret_id)
+{
+	struct certid id = {.alg = (uint8_t)alg};
+	int r = pki_issuer_hashes(issuer, alg, id.name_hash, id.key_hash);
+	if (r < 0)
+		return r;
+
+	_cleanup_(openssl_freep) unsigned char *der = NULL;
+	int n = i2d_ASN1_INTEGER(X509_get0_serialNumber(c->x509), &der);
+	if (n < 2) {
+		ERR_clear_error();
+		return -EINVAL;
+	}
+	size_t hdr = 2 + ((der[1] & 0x80) ? (der[1] & 0x7f) : 0);
+	if ((size_t)n <= hdr)
+		return -EINVAL;
+	size_t sl = (size_t)n - hdr;
+	if (sl > CERTID_SERIAL_MAX)
+		return -EMSGSIZE;
+	memcpy(id.serial, der + hdr, sl);
+	id.serial_len = (uint8_t)sl;
+	*ret_id = id;
+	return 0;
+}
