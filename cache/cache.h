@@ -18,6 +18,11 @@
  *   refresh    the one time per stored response, drawn when it is stored, at which it is
  *              refreshed: thisUpdate + validity × (lo + (hi − lo) × u), where u ∈ [0, 1) comes
  *              from the entry's key hash, so every node of a cluster computes the same time.
+ *              Computed in 32.32 fixed point (identical on every architecture):
+ *              u = key_hash >> 32, f = lo + (hi − lo)·u / 2^32, t = this + ⌊validity·f / 2^32⌋.
+ *   key hash   FNV-1a 64 over K then the serial bytes, finished with the splitmix64 mixer, where
+ *              K is the issuer's SHA-1 key hash (or, for an issuer known only by another form,
+ *              the key hash of its lowest-numbered alg).
  *
  * Invariants
  *   - A slot's response never goes back to an older thisUpdate (no rollback).
@@ -104,8 +109,8 @@ int cache_entry_add(struct cache *c, struct cache_issuer *issuer, const uint8_t 
 void cache_entry_remove(struct cache *c, struct cache_entry *e);
 
 /*
- * The entry and alg that answer a request's CertID, or NULL (unknown issuer or serial).
- * *ret_alg is set to id->alg when found.
+ * The entry that answers a request's CertID, or NULL (unknown issuer or serial). The slot that
+ * answers it is id->alg's.
  */
 struct cache_entry *cache_lookup(struct cache *c, const struct certid *id);
 
