@@ -30,7 +30,8 @@ struct fetcher_config {
 
 struct fetch_request {
 	const char *url;             /* responder URL, http:// or https:// (copied) */
-	const uint8_t *der;          /* DER OCSPRequest (copied) */
+	const uint8_t *der;          /* DER OCSPRequest (copied); NULL: a plain GET of `url` as
+					given (AIA caIssuers downloads) */
 	size_t der_len;
 	const char *if_none_match;   /* ETag of the held response, NULL for none (copied) */
 	bool force_post;             /* POST even when GET would fit */
@@ -61,8 +62,9 @@ int fetcher_new(uv_loop_t *loop, const struct fetcher_config *cfg, struct fetche
 /*
  * Starts a fetch. On success the callback is called exactly once, from the loop, unless the
  * fetch is cancelled first; the struct fetch is freed after the callback returns.
- * Errors (callback never called): -EINVAL bad URL scheme (only http and https);
- * -ECANCELED the fetcher is closing.
+ * Errors (callback never called): -EINVAL bad URL scheme (only http and https), malformed URL,
+ * CR/LF in if_none_match, or der == NULL with der_len > 0; -ECANCELED the fetcher is closing;
+ * -ENOMEM / -EIO curl could not set the transfer up.
  */
 int fetcher_start(struct fetcher *fr, const struct fetch_request *req, fetch_cb cb, void *ud,
 		  struct fetch **ret);
@@ -74,7 +76,8 @@ void fetch_cancel(struct fetch *f);
 size_t fetcher_active(const struct fetcher *fr);
 
 /*
- * Cancels every fetch (no callbacks) and closes all handles; on_closed is called once every libuv
+ * Cancels every fetch (no callbacks) and closes all handles (every struct fetch pointer the
+ * caller holds becomes invalid: do not cancel them afterwards); on_closed is called once every libuv
  * handle is closed, after which the fetcher is freed.
  */
 void fetcher_close(struct fetcher *fr, void (*on_closed)(void *ud), void *ud);
