@@ -232,6 +232,16 @@ static void on_tick(uv_timer_t *t)
 	struct node *n = t->data;
 	struct alert_ctx a = {.n = n, .now = node_now_unix()};
 	cache_foreach(n->cache, entry_alerts, &a);
+	/* The store cannot log (it runs off the loop): report new failures from its counters. */
+	struct store_stats ss;
+	store_get_stats(n->store, &ss);
+	if (ss.writes_failed > n->store_failures_seen) {
+		log_err("store", "%llu file write(s) failed since the last check (last error: %s); "
+				 "serving from memory continues",
+			(unsigned long long)(ss.writes_failed - n->store_failures_seen),
+			strerror(-ss.last_error));
+		n->store_failures_seen = ss.writes_failed;
+	}
 	if (!n->ready && node_is_ready(n)) {
 		n->ready = true;
 		log_info("node", "ready: every known certificate has a response or has failed");

@@ -105,6 +105,7 @@ struct node {
 	uv_timer_t drain_timer;         /* SIGTERM: waits for connections to finish */
 	uint64_t drain_start_ms;
 	size_t fetches_active;
+	uint64_t store_failures_seen;   /* store write failures already logged */
 	bool ready;
 	bool stopping;
 	int exit_code;

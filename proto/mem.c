@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void _Noreturn oom(size_t n)
+_Noreturn static void oom(size_t n)
 {
 	fprintf(stderr, "<2>stapled: out of memory allocating %zu bytes\n", n);
 	abort();
