@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "proto/buf.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,9 @@ void buf_reset(struct buf *b)
 
 void buf_reserve(struct buf *b, size_t extra)
 {
+	/* Sizes near SIZE_MAX can only come from a bug: fail loudly rather than wrap. */
+	if (extra > SIZE_MAX - b->len - 1)
+		abort();
 	size_t need = b->len + extra + 1;
 	if (need <= b->cap)
 		return;

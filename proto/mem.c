@@ -41,8 +41,11 @@ void *xgrow(void *p, size_t *cap, size_t need, size_t size)
 	if (need <= *cap)
 		return p;
 	size_t n = *cap ? *cap : 4;
-	while (n < need)
+	while (n < need) {
+		if (n > SIZE_MAX / 2)
+			oom(SIZE_MAX);
 		n *= 2;
+	}
 	if (size && n > SIZE_MAX / size)
 		oom(SIZE_MAX);
 	p = xrealloc(p, n * size);

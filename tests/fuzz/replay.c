@@ -92,13 +92,16 @@ int main(int argc, char **argv)
 		}
 		closedir(d);
 		qsort(names, n, sizeof(*names), cmp);
+		int failed = 0;
 		for (size_t j = 0; j < n; j++) {
-			if (run_file(names[j]) < 0)
-				return 1;
+			if (!failed && run_file(names[j]) < 0)
+				failed = 1;
 			free(names[j]);
 			total++;
 		}
 		free(names);
+		if (failed)
+			return 1;
 	}
 	if (total == 0) {
 		fprintf(stderr, "replay: empty corpus\n");
