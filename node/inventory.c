@@ -13,6 +13,7 @@
 #include "node/log.h"
 #include "node/node.h"
 #include "node/store.h"
+#include "proto/hmap.h"
 #include "proto/mem.h"
 #include "proto/pki.h"
 
@@ -64,6 +65,8 @@ struct inventory {
 	struct node *n;
 	struct inv_file *files;
 	struct inv_leaf *leaves;
+	struct hmap files_by_path;  /* struct inv_file by path */
+	struct hmap leaves_by_fp;   /* struct inv_leaf by certificate fingerprint */
 	struct pki_cert **pool; /* issuer candidates */
 	size_t n_pool, cap_pool;
 	struct inv_watch *watches;
@@ -76,6 +79,35 @@ struct inventory {
 };
 
 static void watches_update(struct inventory *inv);
+
+static const void *file_key(const void *v, size_t *len)
+{
+	const struct inv_file *f = v;
+	*len = strlen(f->path);
+	return f->path;
+}
+
+static const void *leaf_key(const void *v, size_t *len)
+{
+	const struct inv_leaf *l = v;
+	*len = 32;
+	return pki_cert_fingerprint(l->cert);
+}
+
+/* ---- issuer pool ---- */
+
+static struct pki_cert *pool_find(struct inventory *inv, const struct pki_cert *c)
+{
+	for (size_t i = 0; i < inv->n_pool; i++)
+		if (memcmp(pki_cert_fingerprint(inv->pool[i]), pki_cert_fingerprint(c), 32) == 0)
+			return inv->pool[i];
+	return NULL;
+}
+
+static bool pool_has(struct inventory *inv, struct pki_cert *c)
+{
+	return pool_find(inv, c) != NULL;
+}
 
 /* ---- files ---- */
 
@@ -95,10 +127,7 @@ static int inv_read(struct inventory *inv, const char *path, struct inv_file **r
 		return -errno;
 	if (!S_ISREG(st.st_mode))
 		return -EISDIR;
-	struct inv_file *f;
-	for (f = inv->files; f; f = f->next)
-		if (strcmp(f->path, path) == 0)
-			break;
+	struct inv_file *f = hmap_get(&inv->files_by_path, path, strlen(path));
 	if (f && f->dev == st.st_dev && f->ino == st.st_ino && f->size == st.st_size &&
 	    f->mtime.tv_sec == st.st_mtim.tv_sec && f->mtime.tv_nsec == st.st_mtim.tv_nsec) {
 		f->seen = true;
@@ -128,6 +157,7 @@ static int inv_read(struct inventory *inv, const char *path, struct inv_file **r
 		f->path = xstrdup(path);
 		f->next = inv->files;
 		inv->files = f;
+		hmap_put(&inv->files_by_path, f);
 	} else {
 		pki_certs_free(f->certs, f->n_certs);
 		f->certs = NULL;
@@ -145,19 +175,20 @@ static int inv_read(struct inventory *inv, const char *path, struct inv_file **r
 		f->certs = NULL;
 		f->n_certs = 0;
 	}
+	/* The same CA certificate sits in every chain file: share the pool's copy. */
+	for (size_t i = 0; i < f->n_certs; i++) {
+		if (!pki_cert_is_ca(f->certs[i]))
+			continue;
+		struct pki_cert *pooled = pool_find(inv, f->certs[i]);
+		if (pooled && pooled != f->certs[i]) {
+			pki_cert_unref(f->certs[i]);
+			f->certs[i] = pki_cert_ref(pooled);
+		}
+	}
 	*ret = f;
 	return f->n_certs ? 0 : -EBADMSG;
 }
 
-/* ---- issuer pool ---- */
-
-static bool pool_has(struct inventory *inv, struct pki_cert *c)
-{
-	for (size_t i = 0; i < inv->n_pool; i++)
-		if (memcmp(pki_cert_fingerprint(inv->pool[i]), pki_cert_fingerprint(c), 32) == 0)
-			return true;
-	return false;
-}
 
 static void fp_hex(const struct pki_cert *c, char out[33])
 {
@@ -187,8 +218,8 @@ void inventory_add_issuer(struct inventory *inv, struct pki_cert *issuer, bool p
 
 static struct pki_cert *find_issuer(struct inventory *inv, struct inv_leaf *l)
 {
-	if (l->chain_issuer && pki_cert_issued_by(l->cert, l->chain_issuer))
-		return l->chain_issuer;
+	if (l->chain_issuer)
+		return l->chain_issuer; /* verified by scan_file */
 	for (size_t i = 0; i < inv->n_pool; i++)
 		if (pki_cert_issued_by(l->cert, inv->pool[i]))
 			return inv->pool[i];
@@ -199,10 +230,7 @@ static struct pki_cert *find_issuer(struct inventory *inv, struct inv_leaf *l)
 
 static struct inv_leaf *leaf_find(struct inventory *inv, const struct pki_cert *c)
 {
-	for (struct inv_leaf *l = inv->leaves; l; l = l->next)
-		if (memcmp(pki_cert_fingerprint(l->cert), pki_cert_fingerprint(c), 32) == 0)
-			return l;
-	return NULL;
+	return hmap_get(&inv->leaves_by_fp, pki_cert_fingerprint(c), 32);
 }
 
 static void str_list_add_unique(struct str_list *l, const char *s)
@@ -223,6 +251,7 @@ static void leaf_want(struct inventory *inv, struct pki_cert *cert, struct pki_c
 		l->cert = pki_cert_ref(cert);
 		l->next = inv->leaves;
 		inv->leaves = l;
+		hmap_put(&inv->leaves_by_fp, l);
 	}
 	if (!l->seen) {
 		/* First sighting in this scan: options are rebuilt from the sources. */
@@ -269,9 +298,11 @@ static size_t scan_file(struct inventory *inv, const char *path, const struct co
 		struct pki_cert *c = f->certs[i];
 		if (pki_cert_is_ca(c))
 			continue;
-		struct pki_cert *issuer = config_issuer;
+		/* Verified here once: find_issuer trusts a chain issuer without checking again. */
+		struct pki_cert *issuer =
+			config_issuer && pki_cert_issued_by(c, config_issuer) ? config_issuer : NULL;
 		for (size_t j = 0; !issuer && j < f->n_certs; j++)
-			if (j != i && pki_cert_issued_by(c, f->certs[j]))
+			if (j != i && pki_cert_is_ca(f->certs[j]) && pki_cert_issued_by(c, f->certs[j]))
 				issuer = f->certs[j];
 		leaf_want(inv, c, issuer, opts, path);
 		leaves++;
@@ -489,6 +520,8 @@ static void leaf_attach(struct inventory *inv, struct inv_leaf *l, struct pki_ce
 	}
 	ei->sources++;
 	l->ei = ei;
+	/* Placed: its parsed form is no longer needed (memory per entry, DESIGN §4). */
+	pki_cert_compact(l->cert);
 }
 
 /* Gives every wanted leaf an entry once its issuer is known; asks for missing issuers. */
@@ -502,6 +535,7 @@ static void resolve_leaves(struct inventory *inv)
 				log_info("inventory", "%s: no OCSP URL, skipped",
 					 pki_cert_subject(l->cert));
 			l->skipped_logged = true;
+			pki_cert_compact(l->cert);
 			continue;
 		}
 		struct pki_cert *issuer = find_issuer(inv, l);
@@ -579,6 +613,7 @@ void inventory_scan(struct inventory *inv)
 			continue;
 		}
 		*lp = l->next;
+		hmap_del(&inv->leaves_by_fp, pki_cert_fingerprint(l->cert), 32);
 		if (l->ei)
 			entry_drop(inv, l->ei);
 		str_list_clear(&l->upstreams);
@@ -596,6 +631,7 @@ void inventory_scan(struct inventory *inv)
 			continue;
 		}
 		*fp = f->next;
+		hmap_del(&inv->files_by_path, f->path, strlen(f->path));
 		inv_file_free(f);
 	}
 	resolve_leaves(inv);
@@ -647,6 +683,8 @@ static void inv_maybe_closed(struct inventory *inv)
 	for (size_t i = 0; i < inv->n_pool; i++)
 		pki_cert_unref(inv->pool[i]);
 	free(inv->pool);
+	hmap_done(&inv->files_by_path);
+	hmap_done(&inv->leaves_by_fp);
 	void (*cb)(void *) = inv->on_closed;
 	void *ud = inv->on_closed_ud;
 	free(inv);
@@ -715,6 +753,8 @@ int inventory_new(struct node *n, struct inventory **ret)
 {
 	struct inventory *inv = xcalloc(1, sizeof(*inv));
 	inv->n = n;
+	hmap_init(&inv->files_by_path, file_key);
+	hmap_init(&inv->leaves_by_fp, leaf_key);
 	uv_timer_init(n->loop, &inv->debounce);
 	inv->debounce.data = inv;
 	inv->open_handles = 1;

@@ -28,6 +28,7 @@
 #include "node/node.h"
 #include "node/server.h"
 #include "node/store.h"
+#include "proto/hmap.h"
 #include "proto/mem.h"
 
 #define TICK_MS	 5000
@@ -126,20 +127,60 @@ static void load_issuers(struct node *n)
 	closedir(d);
 }
 
+/* The file name each entry's SHA-1 response is stored under, so that a file is parsed and
+ * verified once, against the entry its name promises (the name is checked like the rest). */
+struct load_name {
+	char name[192];
+	struct cache_entry *e;
+};
+
+struct load_ctx {
+	struct node *n;
+	struct hmap names;
+	struct load_name *v;
+	size_t count, cap;
+};
+
+static const void *load_name_key(const void *v, size_t *len)
+{
+	const struct load_name *ln = v;
+	*len = strlen(ln->name);
+	return ln->name;
+}
+
+static void collect_name(struct cache_entry *e, void *ud)
+{
+	struct load_ctx *lc = ud;
+	lc->v[lc->count].e = e;
+	refresher_file_name(e, CERTID_SHA1, lc->v[lc->count].name, sizeof(lc->v[0].name));
+	lc->count++;
+}
+
 static void on_stored_file(const char *name, const uint8_t *data, size_t len, void *ud)
 {
-	struct node *n = ud;
+	struct load_ctx *lc = ud;
 	if (strncmp(name, "ocsp-", 5) != 0)
 		return;
-	refresher_load_file(n, name, data, len, file_mtime(n, name));
+	struct load_name *ln = hmap_get(&lc->names, name, strlen(name));
+	refresher_load_file(lc->n, name, data, len, file_mtime(lc->n, name), ln ? ln->e : NULL);
 }
 
 static void load_responses(struct node *n)
 {
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct cache_stats cs;
+	cache_stats(n->cache, node_now_unix(), &cs);
+	struct load_ctx lc = {.n = n};
+	hmap_init(&lc.names, load_name_key);
+	lc.v = xcalloc(cs.entries + 1, sizeof(*lc.v));
+	cache_foreach(n->cache, collect_name, &lc);
+	for (size_t i = 0; i < lc.count; i++)
+		hmap_put(&lc.names, &lc.v[i]);
 	size_t skipped = 0;
-	int r = store_load(n->store, on_stored_file, n, &skipped);
+	int r = store_load(n->store, on_stored_file, &lc, &skipped);
+	hmap_done(&lc.names);
+	free(lc.v);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (r < 0) {
 		log_err("store", "%s: cannot read the cache directory: %s", n->cfg.cache_dir,

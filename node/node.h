@@ -142,9 +142,10 @@ void responder_wake(struct node *n, struct entry_info *ei, enum certid_alg alg);
 void refresher_pump(struct node *n);
 /* Cancels the slot fetches of an entry about to be removed. */
 void refresher_forget(struct node *n, struct entry_info *ei);
-/* Offers a response read from disk at start-up (validated like any upstream answer). */
+/* Offers a response read from disk at start-up (validated like any upstream answer). `hint` is
+ * the entry the file's name belongs to, if known: the file is then checked in one pass. */
 void refresher_load_file(struct node *n, const char *name, const uint8_t *der, size_t len,
-			 int64_t received_unix);
+			 int64_t received_unix, struct cache_entry *hint);
 /* Cache-dir file name of a slot: "ocsp-<alg>-<key hash>-<serial>.der". */
 void refresher_file_name(const struct cache_entry *e, enum certid_alg alg, char *out, size_t len);
 struct slot_state *entry_slot(struct entry_info *ei, enum certid_alg alg);

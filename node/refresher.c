@@ -377,27 +377,40 @@ void refresher_forget(struct node *n, struct entry_info *ei)
 }
 
 void refresher_load_file(struct node *n, const char *name, const uint8_t *der, size_t len,
-			 int64_t received_unix)
+			 int64_t received_unix, struct cache_entry *hint)
 {
 	int64_t now = node_now_unix();
 	struct ocsp_info info;
 	uint32_t fails = 0;
-	/* First pass without an issuer only finds out which entry the file is for. */
-	ocsp_response_check(der, len, NULL, NULL, now, &n->policy, &info, &fails);
-	if (!info.has_id) {
-		log_warning("store", "%s: not an OCSP response, skipped", name);
-		n->m.disk_skipped++;
-		return;
+	struct certid want;
+	int r = -ENOENT;
+	if (hint && cache_entry_user(hint) && cache_entry_certid(hint, CERTID_SHA1, &want) == 0) {
+		/* The name says which entry: one pass checks everything, including that claim. */
+		r = ocsp_response_check(der, len, cache_issuer_cert(cache_entry_issuer(hint)), &want,
+					now, &n->policy, &info, &fails);
+		if (r < 0 && (fails & OCSP_CHECK_CERTID))
+			r = -ENOENT; /* renamed or misnamed file: find its entry the slow way */
 	}
-	struct cache_entry *e = cache_lookup(n->cache, &info.id);
-	struct entry_info *ei = e ? cache_entry_user(e) : NULL;
-	if (!ei) {
-		log_debug("store", "%s: not for a certificate in the inventory, skipped", name);
-		n->m.disk_skipped++;
-		return;
+	struct cache_entry *e = hint;
+	if (r == -ENOENT) {
+		/* First pass without an issuer only finds out which entry the file is for. */
+		ocsp_response_check(der, len, NULL, NULL, now, &n->policy, &info, &fails);
+		if (!info.has_id) {
+			log_warning("store", "%s: not an OCSP response, skipped", name);
+			n->m.disk_skipped++;
+			return;
+		}
+		e = cache_lookup(n->cache, &info.id);
+		if (!e || !cache_entry_user(e)) {
+			log_debug("store", "%s: not for a certificate in the inventory, skipped",
+				  name);
+			n->m.disk_skipped++;
+			return;
+		}
+		struct pki_cert *issuer = cache_issuer_cert(cache_entry_issuer(e));
+		r = ocsp_response_check(der, len, issuer, &info.id, now, &n->policy, &info, &fails);
 	}
-	struct pki_cert *issuer = cache_issuer_cert(cache_entry_issuer(e));
-	int r = ocsp_response_check(der, len, issuer, &info.id, now, &n->policy, &info, &fails);
+	struct entry_info *ei = cache_entry_user(e);
 	if (r < 0) {
 		char why[256];
 		checks_str(fails, why, sizeof(why));

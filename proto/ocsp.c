@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "proto/ocsp.h"
+#include "proto/pki_internal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -363,17 +364,6 @@ static bool same_key(X509 *a, X509 *b)
 	return eq;
 }
 
-/* Same rule as pki_cert_issued_by(): names chain and the issuer's key signed `c`. */
-static bool issued_by(X509 *c, X509 *issuer)
-{
-	if (X509_NAME_cmp(X509_get_issuer_name(c), X509_get_subject_name(issuer)) != 0)
-		return false;
-	EVP_PKEY *key = X509_get0_pubkey(issuer);
-	bool ok = key && X509_verify(c, key) == 1;
-	ERR_clear_error();
-	return ok;
-}
-
 static bool has_ocsp_signing(X509 *c)
 {
 	_cleanup_(EXTENDED_KEY_USAGE_freep) EXTENDED_KEY_USAGE *eku =
@@ -391,9 +381,14 @@ static bool has_ocsp_signing(X509 *c)
 static uint32_t check_signer(OCSP_BASICRESP *bs, const struct pki_cert *issuer, int64_t now,
 			     struct ocsp_info *info)
 {
-	size_t der_len;
-	const unsigned char *p = pki_cert_der(issuer, &der_len);
-	_cleanup_(X509_freep) X509 *ca = d2i_X509(NULL, &p, (long)der_len);
+	/* Issuers are CA certificates, which keep their parsed form; decode only otherwise. */
+	_cleanup_(X509_freep) X509 *decoded = NULL;
+	X509 *ca = pki_cert_get0_x509(issuer);
+	if (!ca) {
+		size_t der_len;
+		const unsigned char *p = pki_cert_der(issuer, &der_len);
+		ca = decoded = d2i_X509(NULL, &p, (long)der_len);
+	}
 	if (!ca) {
 		ERR_clear_error();
 		return OCSP_CHECK_SIGNER;
@@ -437,7 +432,7 @@ static uint32_t check_signer(OCSP_BASICRESP *bs, const struct pki_cert *issuer, 
 		info->signer_is_issuer = true;
 		return f;
 	}
-	if (!issued_by(signer, ca) || !has_ocsp_signing(signer))
+	if (!pki_cert_issued_x509(issuer, signer) || !has_ocsp_signing(signer))
 		return f | OCSP_CHECK_SIGNER;
 
 	info->signer_delegated = true;

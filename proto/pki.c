@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "proto/pki.h"
+#include "proto/pki_internal.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -36,6 +37,13 @@ struct pki_cert {
 	size_t n_ocsp_urls;
 	char **ca_issuers_urls;
 	size_t n_ca_issuers_urls;
+	uint8_t serial[CERTID_SERIAL_MAX];
+	uint8_t serial_len;
+	bool serial_too_long;
+	/* pki_cert_issued_x509 memo: fingerprints of certificates this one is known to have
+	 * issued (a small ring; delegated signers are one or two per CA). */
+	uint8_t issued_fp[4][32];
+	uint8_t issued_n, issued_next;
 };
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(X509 *, X509_free);
@@ -142,6 +150,24 @@ static bool read_must_staple(X509 *x)
 	return false;
 }
 
+/* The serial's INTEGER content octets, as a CertID carries them; too long: left empty. */
+static void read_serial(struct pki_cert *c)
+{
+	unsigned char *der = NULL;
+	int n = i2d_ASN1_INTEGER(X509_get0_serialNumber(c->x509), &der);
+	if (n >= 2) {
+		size_t hdr = 2 + ((der[1] & 0x80) ? (der[1] & 0x7f) : 0);
+		if ((size_t)n > hdr && (size_t)n - hdr <= CERTID_SERIAL_MAX) {
+			c->serial_len = (uint8_t)((size_t)n - hdr);
+			memcpy(c->serial, der + hdr, c->serial_len);
+		} else if ((size_t)n > hdr) {
+			c->serial_too_long = true;
+		}
+	}
+	OPENSSL_free(der);
+	ERR_clear_error();
+}
+
 /* Takes ownership of x. NULL if the certificate cannot be re-encoded. */
 static struct pki_cert *cert_new(X509 *x)
 {
@@ -167,8 +193,31 @@ static struct pki_cert *cert_new(X509 *x)
 	c->not_before = time_unix(X509_get0_notBefore(x));
 	c->not_after = time_unix(X509_get0_notAfter(x));
 	read_aia(c);
+	read_serial(c);
 	ERR_clear_error();
 	return c;
+}
+
+void pki_cert_compact(struct pki_cert *c)
+{
+	/* CA certificates are few and used for every issuer check: they keep theirs. */
+	if (c->is_ca || !c->x509)
+		return;
+	X509_free(c->x509);
+	c->x509 = NULL;
+}
+
+
+/* The parsed certificate: the kept one, or one decoded into *tmp (freed by the caller). */
+static X509 *cert_x509(const struct pki_cert *c, X509 **tmp)
+{
+	if (c->x509)
+		return c->x509;
+	const unsigned char *p = c->der;
+	*tmp = d2i_X509(NULL, &p, (long)c->der_len);
+	if (!*tmp)
+		ERR_clear_error();
+	return *tmp;
 }
 
 static void cert_free(struct pki_cert *c)
@@ -371,7 +420,11 @@ size_t pki_cert_ca_issuers_urls(const struct pki_cert *c, const char *const **re
 bool pki_cert_issued_by(const struct pki_cert *c, const struct pki_cert *issuer)
 {
 	/* X509 caches decoded extensions inside the object, hence the casts; the data is fixed. */
-	X509 *x = c->x509, *ix = issuer->x509;
+	_cleanup_(X509_freep) X509 *tx = NULL;
+	_cleanup_(X509_freep) X509 *tix = NULL;
+	X509 *x = cert_x509(c, &tx), *ix = cert_x509(issuer, &tix);
+	if (!x || !ix)
+		return false;
 
 	if (X509_NAME_cmp(X509_get_issuer_name(x), X509_get_subject_name(ix)) != 0)
 		return false;
@@ -412,8 +465,12 @@ int pki_issuer_hashes(const struct pki_cert *issuer, enum certid_alg alg,
 	unsigned int nl = 0, kl = 0;
 	/* The subject exactly as encoded in the issuer certificate. */
 	_cleanup_(openssl_freep) unsigned char *name_der = NULL;
-	int name_len = i2d_X509_NAME(X509_get_subject_name(issuer->x509), &name_der);
-	const ASN1_BIT_STRING *key = X509_get0_pubkey_bitstr(issuer->x509);
+	_cleanup_(X509_freep) X509 *tix = NULL;
+	X509 *ix = cert_x509(issuer, &tix);
+	if (!ix)
+		return -EINVAL;
+	int name_len = i2d_X509_NAME(X509_get_subject_name(ix), &name_der);
+	const ASN1_BIT_STRING *key = X509_get0_pubkey_bitstr(ix);
 	if (name_len <= 0 || !key || !EVP_Digest(name_der, (size_t)name_len, nh, &nl, md, NULL) ||
 	    !EVP_Digest(ASN1_STRING_get0_data(key), (size_t)ASN1_STRING_length(key), kh, &kl, md,
 			NULL) ||
@@ -434,20 +491,47 @@ int pki_certid(const struct pki_cert *c, const struct pki_cert *issuer, enum cer
 	if (r < 0)
 		return r;
 
-	_cleanup_(openssl_freep) unsigned char *der = NULL;
-	int n = i2d_ASN1_INTEGER(X509_get0_serialNumber(c->x509), &der);
-	if (n < 2) {
-		ERR_clear_error();
-		return -EINVAL;
-	}
-	size_t hdr = 2 + ((der[1] & 0x80) ? (der[1] & 0x7f) : 0);
-	if ((size_t)n <= hdr)
-		return -EINVAL;
-	size_t sl = (size_t)n - hdr;
-	if (sl > CERTID_SERIAL_MAX)
+	if (c->serial_too_long)
 		return -EMSGSIZE;
-	memcpy(id.serial, der + hdr, sl);
-	id.serial_len = (uint8_t)sl;
+	if (c->serial_len == 0)
+		return -EINVAL;
+	memcpy(id.serial, c->serial, c->serial_len);
+	id.serial_len = c->serial_len;
 	*ret_id = id;
 	return 0;
+}
+
+X509 *pki_cert_get0_x509(const struct pki_cert *c)
+{
+	return c->x509;
+}
+
+bool pki_cert_issued_x509(const struct pki_cert *issuer, X509 *c)
+{
+	unsigned char fp[EVP_MAX_MD_SIZE];
+	unsigned int fp_len = 0;
+	if (!X509_digest(c, EVP_sha256(), fp, &fp_len) || fp_len != 32) {
+		ERR_clear_error();
+		return false;
+	}
+	for (unsigned i = 0; i < issuer->issued_n; i++)
+		if (memcmp(issuer->issued_fp[i], fp, 32) == 0)
+			return true;
+	_cleanup_(X509_freep) X509 *tix = NULL;
+	X509 *ix = cert_x509(issuer, &tix);
+	if (!ix || X509_NAME_cmp(X509_get_issuer_name(c), X509_get_subject_name(ix)) != 0)
+		return false;
+	EVP_PKEY *key = X509_get0_pubkey(ix);
+	bool ok = key && X509_verify(c, key) == 1;
+	ERR_clear_error();
+	if (ok) {
+		/* The memo is a cache of an immutable fact: writing it through a const pointer
+		 * changes nothing observable. */
+		struct pki_cert *w = (struct pki_cert *)issuer;
+		memcpy(w->issued_fp[w->issued_next], fp, 32);
+		w->issued_next = (uint8_t)((w->issued_next + 1) % 4);
+		if (w->issued_n < 4)
+			w->issued_n++;
+	}
+	return ok;
 }

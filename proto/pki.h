@@ -32,6 +32,14 @@ struct pki_cert *pki_cert_ref(struct pki_cert *c);
 struct pki_cert *pki_cert_unref(struct pki_cert *c); /* returns NULL */
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct pki_cert *, pki_cert_unref);
 
+/*
+ * Drops the parsed form of a leaf certificate (several KiB), keeping its DER and every extracted
+ * field. Calls that need the parsed form afterwards (issuer checks) decode the DER again, which
+ * costs tens of microseconds: call this once a certificate has been placed. No-op for CA
+ * certificates. Not a visible change: the certificate stays immutable.
+ */
+void pki_cert_compact(struct pki_cert *c);
+
 /* SHA-256 of the certificate's DER: its identity, whatever file it came from. */
 const uint8_t *pki_cert_fingerprint(const struct pki_cert *c); /* 32 bytes */
 const uint8_t *pki_cert_der(const struct pki_cert *c, size_t *ret_len);
