@@ -281,7 +281,7 @@ static void entry_ready(struct cache_entry *e, void *ud)
 
 bool node_is_ready(struct node *n)
 {
-	if (inventory_pending_issuers(n->inv) > 0)
+	if (n->loading || inventory_pending_issuers(n->inv) > 0)
 		return false;
 	struct ready_ctx r = {.ready = true, .now = node_now_unix()};
 	cache_foreach(n->cache, entry_ready, &r);

@@ -83,18 +83,6 @@ static void server_limits_from(const struct config *c, struct server_limits *l)
 
 /* ---- start-up loading ---- */
 
-static int64_t file_mtime(const struct node *n, const char *name)
-{
-	struct buf p = BUF_INIT;
-	buf_printf(&p, "%s/%s", n->cfg.cache_dir, name);
-	struct stat st;
-	int64_t t = stat((const char *)p.data, &st) == 0 ? (int64_t)st.st_mtim.tv_sec
-							: node_now_unix();
-	buf_done(&p);
-	/* A clock that went backwards must not make a response look received in the future. */
-	return MIN(t, node_now_unix());
-}
-
 static void load_issuers(struct node *n)
 {
 	DIR *d = opendir(n->cfg.cache_dir);
@@ -127,18 +115,20 @@ static void load_issuers(struct node *n)
 	closedir(d);
 }
 
-/* The file name each entry's SHA-1 response is stored under, so that a file is parsed and
- * verified once, against the entry its name promises (the name is checked like the rest). */
+/*
+ * Start-up loading of the cache directory. Validating a response costs a signature check and a
+ * certificate decode (about half a millisecond), so 100,000 entries would keep the listeners
+ * closed for a minute. Instead only the directory listing is read before listening: each file is
+ * mapped to the entry its name belongs to and that slot is marked pending. An idle handle then
+ * validates files in slices of a few milliseconds between I/O, and a slot that a request or a
+ * refresh needs before its turn is loaded on the spot. The refresher leaves pending slots alone,
+ * so nothing is fetched that the disk already has.
+ */
+#define LOAD_SLICE_MS 5
+
 struct load_name {
 	char name[192];
 	struct cache_entry *e;
-};
-
-struct load_ctx {
-	struct node *n;
-	struct hmap names;
-	struct load_name *v;
-	size_t count, cap;
 };
 
 static const void *load_name_key(const void *v, size_t *len)
@@ -148,49 +138,165 @@ static const void *load_name_key(const void *v, size_t *len)
 	return ln->name;
 }
 
+struct collect_ctx {
+	struct load_name *v;
+	size_t count;
+};
+
 static void collect_name(struct cache_entry *e, void *ud)
 {
-	struct load_ctx *lc = ud;
-	lc->v[lc->count].e = e;
-	refresher_file_name(e, CERTID_SHA1, lc->v[lc->count].name, sizeof(lc->v[0].name));
-	lc->count++;
+	struct collect_ctx *cc = ud;
+	cc->v[cc->count].e = e;
+	refresher_file_name(e, CERTID_SHA1, cc->v[cc->count].name, sizeof(cc->v[0].name));
+	cc->count++;
 }
 
-static void on_stored_file(const char *name, const uint8_t *data, size_t len, void *ud)
+/* Reads one cache-dir file as store_load would: regular, no symlink, at most 1 MiB. */
+static int read_cache_file(const struct node *n, const char *name, struct buf *out,
+			   int64_t *ret_mtime)
 {
-	struct load_ctx *lc = ud;
-	if (strncmp(name, "ocsp-", 5) != 0)
+	struct buf p = BUF_INIT;
+	buf_printf(&p, "%s/%s", n->cfg.cache_dir, name);
+	int fd = open((const char *)p.data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	buf_done(&p);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	int r = 0;
+	if (fstat(fd, &st) < 0)
+		r = -errno;
+	else if (!S_ISREG(st.st_mode))
+		r = -EINVAL;
+	else if (st.st_size > 1024 * 1024)
+		r = -EFBIG;
+	while (r == 0) {
+		buf_reserve(out, 16384);
+		ssize_t k = read(fd, out->data + out->len, out->cap - out->len - 1);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			r = -errno;
+		if (k <= 0)
+			break;
+		out->len += (size_t)k;
+		if (out->len > 1024 * 1024)
+			r = -EFBIG;
+	}
+	close(fd);
+	/* A clock that went backwards must not make a response look received in the future. */
+	*ret_mtime = MIN((int64_t)st.st_mtim.tv_sec, node_now_unix());
+	return r;
+}
+
+static void load_one(struct node *n, size_t idx)
+{
+	struct pending_file *pf = &n->pending[idx];
+	if (!pf->name)
 		return;
-	struct load_name *ln = hmap_get(&lc->names, name, strlen(name));
-	refresher_load_file(lc->n, name, data, len, file_mtime(lc->n, name), ln ? ln->e : NULL);
+	struct entry_info *ei = pf->hint ? cache_entry_user(pf->hint) : NULL;
+	if (ei && ei->slots[CERTID_SHA1])
+		ei->slots[CERTID_SHA1]->disk_pending = false;
+	struct buf b = BUF_INIT;
+	int64_t mtime = node_now_unix();
+	int r = read_cache_file(n, pf->name, &b, &mtime);
+	if (r < 0) {
+		log_warning("store", "%s: unreadable, skipped: %s", pf->name, strerror(-r));
+		n->m.disk_skipped++;
+	} else {
+		refresher_load_file(n, pf->name, b.data, b.len, mtime, ei ? pf->hint : NULL);
+	}
+	buf_done(&b);
+	free(pf->name);
+	pf->name = NULL;
+	n->pending_loaded++;
+}
+
+void node_load_pending(struct node *n, struct entry_info *ei, enum certid_alg alg)
+{
+	struct slot_state *s = ei->slots[alg];
+	if (s && s->disk_pending && s->disk_idx < n->n_pending)
+		load_one(n, s->disk_idx);
+}
+
+static void loading_done(struct node *n)
+{
+	n->loading = false;
+	uv_idle_stop(&n->loader);
+	for (size_t i = 0; i < n->n_pending; i++)
+		free(n->pending[i].name);
+	free(n->pending);
+	n->pending = NULL;
+	n->n_pending = n->pending_next = 0;
+	log_info("store", "%s: %llu responses loaded, %llu skipped, in %llu ms", n->cfg.cache_dir,
+		 (unsigned long long)n->m.disk_loaded, (unsigned long long)n->m.disk_skipped,
+		 (unsigned long long)(uv_now(n->loop) - n->loading_start_ms));
+	refresher_pump(n);
+}
+
+static void on_load_idle(uv_idle_t *h)
+{
+	struct node *n = h->data;
+	uv_update_time(n->loop);
+	uint64_t until = uv_now(n->loop) + LOAD_SLICE_MS;
+	while (n->pending_next < n->n_pending) {
+		load_one(n, n->pending_next++);
+		if ((n->pending_next & 15) == 0) {
+			uv_update_time(n->loop);
+			if (uv_now(n->loop) >= until)
+				return;
+		}
+	}
+	loading_done(n);
 }
 
 static void load_responses(struct node *n)
 {
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	struct cache_stats cs;
-	cache_stats(n->cache, node_now_unix(), &cs);
-	struct load_ctx lc = {.n = n};
-	hmap_init(&lc.names, load_name_key);
-	lc.v = xcalloc(cs.entries + 1, sizeof(*lc.v));
-	cache_foreach(n->cache, collect_name, &lc);
-	for (size_t i = 0; i < lc.count; i++)
-		hmap_put(&lc.names, &lc.v[i]);
-	size_t skipped = 0;
-	int r = store_load(n->store, on_stored_file, &lc, &skipped);
-	hmap_done(&lc.names);
-	free(lc.v);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	if (r < 0) {
+	DIR *d = opendir(n->cfg.cache_dir);
+	if (!d) {
 		log_err("store", "%s: cannot read the cache directory: %s", n->cfg.cache_dir,
-			strerror(-r));
+			strerror(errno));
 		return;
 	}
-	n->m.disk_skipped += skipped;
-	double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-	log_info("store", "%s: %llu responses loaded, %llu skipped, in %.0f ms", n->cfg.cache_dir,
-		 (unsigned long long)n->m.disk_loaded, (unsigned long long)n->m.disk_skipped, ms);
+	struct cache_stats cs;
+	cache_stats(n->cache, node_now_unix(), &cs);
+	struct collect_ctx cc = {.v = xcalloc(cs.entries + 1, sizeof(*cc.v))};
+	cache_foreach(n->cache, collect_name, &cc);
+	struct hmap names;
+	hmap_init(&names, load_name_key);
+	for (size_t i = 0; i < cc.count; i++)
+		hmap_put(&names, &cc.v[i]);
+
+	size_t cap = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, "ocsp-", 5) != 0)
+			continue;
+		size_t len = strlen(de->d_name);
+		if (len < 5 || strcmp(de->d_name + len - 4, ".der") != 0)
+			continue;
+		n->pending = xgrow(n->pending, &cap, n->n_pending + 1, sizeof(*n->pending));
+		struct pending_file *pf = &n->pending[n->n_pending];
+		struct load_name *ln = hmap_get(&names, de->d_name, len);
+		pf->name = xstrdup(de->d_name);
+		pf->hint = ln ? ln->e : NULL;
+		struct entry_info *ei = ln ? cache_entry_user(ln->e) : NULL;
+		if (ei) {
+			struct slot_state *s = entry_slot(ei, CERTID_SHA1);
+			s->n = n;
+			s->disk_pending = true;
+			s->disk_idx = (uint32_t)n->n_pending;
+		}
+		n->n_pending++;
+	}
+	closedir(d);
+	hmap_done(&names);
+	free(cc.v);
+	if (n->n_pending == 0)
+		return;
+	n->loading = true;
+	n->loading_start_ms = uv_now(n->loop);
+	uv_idle_start(&n->loader, on_load_idle);
+	log_info("store", "%s: %zu responses to load", n->cfg.cache_dir, n->n_pending);
 }
 
 /* ---- alerts ---- */
@@ -390,6 +496,14 @@ static void node_teardown(struct node *n)
 	store_close(n->store, on_component_closed, n);
 	uv_close((uv_handle_t *)&n->refresh_timer, NULL);
 	uv_close((uv_handle_t *)&n->tick, NULL);
+	uv_close((uv_handle_t *)&n->loader, NULL);
+	/* Stopped while still loading: the rest stays on disk for next time. */
+	for (size_t i = 0; i < n->n_pending; i++)
+		free(n->pending[i].name);
+	free(n->pending);
+	n->pending = NULL;
+	n->n_pending = 0;
+	n->loading = false;
 	uv_close((uv_handle_t *)&n->sig_hup, NULL);
 	uv_close((uv_handle_t *)&n->sig_term, NULL);
 	uv_close((uv_handle_t *)&n->sig_int, NULL);
@@ -460,6 +574,8 @@ int node_run(const struct node_opts *opts)
 	}
 	open_store(n);
 	inventory_new(n, &n->inv);
+	uv_idle_init(n->loop, &n->loader);
+	n->loader.data = n;
 	uv_timer_init(n->loop, &n->refresh_timer);
 	n->refresh_timer.data = n;
 	uv_timer_init(n->loop, &n->tick);

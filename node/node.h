@@ -71,6 +71,8 @@ struct slot_state {
 	uint32_t url_idx;         /* position in the upstream list of the fetch in flight */
 	uint8_t last_alert;       /* alert level last reported */
 	bool tried;               /* at least one fetch attempt has completed */
+	bool disk_pending;        /* its cache-dir file is not loaded yet (start-up) */
+	uint32_t disk_idx;        /* that file's index in node.pending */
 	char *etag;               /* upstream ETag of the held response (for If-None-Match) */
 	struct conn *waiters;     /* parked requests (struct conn_wait list) */
 };
@@ -103,6 +105,13 @@ struct node {
 	uv_timer_t tick;                /* 1 s housekeeping: alerts, expiry, readiness */
 	uv_signal_t sig_hup, sig_term, sig_int;
 	uv_timer_t drain_timer;         /* SIGTERM: waits for connections to finish */
+	/* Start-up loading: cache-dir files are validated in the background after the
+	 * listeners open; a slot still on disk is loaded on demand. */
+	struct pending_file *pending;
+	size_t n_pending, pending_next, pending_loaded;
+	uv_idle_t loader;
+	bool loading;
+	uint64_t loading_start_ms;
 	uint64_t drain_start_ms;
 	size_t fetches_active;
 	uint64_t store_failures_seen;   /* store write failures already logged */
@@ -115,6 +124,14 @@ struct node {
 	int (*load_config)(struct config *out, void *ud, char *err, size_t errlen);
 	void *load_config_ud;
 };
+
+struct pending_file {
+	char *name;               /* NULL once loaded */
+	struct cache_entry *hint; /* the entry its name belongs to, if any */
+};
+
+/* Loads the slot's cache-dir file now if it is still pending (a request or refresh needs it). */
+void node_load_pending(struct node *n, struct entry_info *ei, enum certid_alg alg);
 
 /* Options from cmd/. load_config must produce a validated config (file + flags). */
 struct node_opts {

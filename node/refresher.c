@@ -348,6 +348,13 @@ void refresher_pump(struct node *n)
 			cache_slot_schedule(n->cache, e, alg, now + 86400);
 			continue;
 		}
+		struct slot_state *s = ei->slots[alg];
+		if (s && s->disk_pending) {
+			/* Start-up loading will bring its response: look again in a second
+			 * rather than ask the upstream for what the disk already has. */
+			cache_slot_schedule(n->cache, e, alg, now + 1);
+			continue;
+		}
 		start_fetch(n, ei, alg, 0, -1);
 	}
 	int64_t next = cache_next_due(n->cache);

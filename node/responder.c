@@ -253,6 +253,9 @@ enum handler_result responder_handle_ocsp(struct node *n, struct conn *c,
 		return HANDLER_DONE;
 	}
 	enum certid_alg alg = oreq.id.alg;
+	/* Right after start-up its response may still be waiting on disk: load it now. */
+	if (n->loading)
+		node_load_pending(n, ei, alg);
 	if (answer_cached(n, ei, alg, out, head, req->keep_alive, http10, req->if_none_match.p,
 			  req->if_none_match.len, req->if_modified_since.p,
 			  req->if_modified_since.len))
