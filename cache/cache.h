@@ -45,24 +45,24 @@ struct cache_issuer;
 struct cache_entry;
 
 struct cache_config {
-	size_t max_bytes;               /* bound on accounted bytes (default 256 MiB) */
-	double refresh_lo, refresh_hi;  /* refresh window as fractions of validity (0.5, 0.75) */
+	size_t max_bytes;		/* bound on accounted bytes (default 256 MiB) */
+	double refresh_lo, refresh_hi;	/* refresh window as fractions of validity (0.5, 0.75) */
 	int64_t min_refresh_interval_s; /* never refresh sooner than this after a store (60) */
-	int64_t backoff_base_s;         /* first retry delay ceiling after a failure (10) */
-	int64_t backoff_max_s;          /* retry delay cap (3600) */
-	double alert_fraction[3];       /* validity left that raises alert levels 1..3 (.5 .25 .1) */
+	int64_t backoff_base_s;		/* first retry delay ceiling after a failure (10) */
+	int64_t backoff_max_s;		/* retry delay cap (3600) */
+	double alert_fraction[3]; /* validity left that raises alert levels 1..3 (.5 .25 .1) */
 };
 void cache_config_default(struct cache_config *c);
 
 /* A response held in a slot. Immutable once stored; replaced as a whole. */
 struct cache_resp {
-	struct ocsp_http_meta meta;     /* thisUpdate, nextUpdate (effective), ETag */
+	struct ocsp_http_meta meta; /* thisUpdate, nextUpdate (effective), ETag */
 	int64_t produced_at_unix;
-	int64_t stored_unix;            /* when this node stored it */
-	int64_t refresh_unix;           /* the refresh time drawn at store */
-	uint8_t status;                 /* enum ocsp_cert_status */
+	int64_t stored_unix;  /* when this node stored it */
+	int64_t refresh_unix; /* the refresh time drawn at store */
+	uint8_t status;	      /* enum ocsp_cert_status */
 	uint32_t der_len;
-	uint8_t der[];                  /* the DER OCSPResponse, served as is */
+	uint8_t der[]; /* the DER OCSPResponse, served as is */
 };
 
 /* Errors: -EINVAL bad config (lo/hi outside [0,1] or lo > hi, thresholds not decreasing). */
@@ -95,7 +95,7 @@ bool cache_issuer_has_alg(const struct cache_issuer *i, enum certid_alg alg);
 
 enum cache_entry_flags {
 	CACHE_ENTRY_MUST_STAPLE = 1u << 0, /* refreshed first, alerts louder */
-	CACHE_ENTRY_LEARNED = 1u << 1,     /* learned from a request, not from the inventory */
+	CACHE_ENTRY_LEARNED = 1u << 1,	   /* learned from a request, not from the inventory */
 };
 
 /*
@@ -205,11 +205,11 @@ int cache_alert_level(const struct cache *c, const struct cache_entry *e, enum c
 struct cache_stats {
 	size_t entries;
 	size_t issuers;
-	size_t responses;           /* slots holding a response */
-	size_t servable;            /* responses with nextUpdate > now */
-	size_t bytes;               /* accounted bytes */
+	size_t responses;	      /* slots holding a response */
+	size_t servable;	      /* responses with nextUpdate > now */
+	size_t bytes;		      /* accounted bytes */
 	int64_t earliest_next_update; /* over servable responses; INT64_MAX if none */
-	size_t alerts[5];           /* slots per alert level */
+	size_t alerts[5];	      /* slots per alert level */
 };
 void cache_stats(const struct cache *c, int64_t now_unix, struct cache_stats *ret);
 

@@ -28,29 +28,33 @@ struct cli {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: stapled [OPTIONS]\n"
-		"       stapled verify RESPONSE.der --issuer ISSUER.pem [--cert CERT.pem] [--at TIME]\n"
-		"\n"
-		"A caching OCSP responder that keeps a verified, fresh OCSP response ready for every\n"
-		"certificate it knows, for web servers to staple.\n"
-		"\n"
-		"Options (flags override the configuration file):\n"
-		"  -c, --config FILE         YAML configuration file (see stapled(8))\n"
-		"  -l, --listen ADDR:PORT    OCSP responder address (repeatable; default 127.0.0.1:8889)\n"
-		"      --admin-listen ADDR:PORT  metrics/health/admin address (repeatable;\n"
-		"                            default 127.0.0.1:8890)\n"
-		"      --cert FILE           a certificate (PEM/DER, chain allowed) to keep fresh (repeatable)\n"
-		"  -d, --cert-dir DIR        a watched directory of certificates (repeatable)\n"
-		"      --issuer-dir DIR      a directory of issuer certificates (repeatable)\n"
-		"      --cache-dir DIR       persist responses here (default: memory only)\n"
-		"  -u, --upstream URL        OCSP responder to ask instead of the certificates' AIA URLs\n"
-		"                            (repeatable, tried in order)\n"
-		"      --proxy URL           forward HTTP proxy for upstream fetches\n"
-		"      --log-level LEVEL     debug, info, notice, warning, err (default info)\n"
-		"      --check-config        validate the configuration and exit\n"
-		"  -V, --version             print the version and exit\n"
-		"  -h, --help                print this help and exit\n");
+	fprintf(f, "Usage: stapled [OPTIONS]\n"
+		   "       stapled verify RESPONSE.der --issuer ISSUER.pem [--cert CERT.pem] [--at "
+		   "TIME]\n"
+		   "\n"
+		   "A caching OCSP responder that keeps a verified, fresh OCSP response ready for "
+		   "every\n"
+		   "certificate it knows, for web servers to staple.\n"
+		   "\n"
+		   "Options (flags override the configuration file):\n"
+		   "  -c, --config FILE         YAML configuration file (see stapled(8))\n"
+		   "  -l, --listen ADDR:PORT    OCSP responder address (repeatable; default "
+		   "127.0.0.1:8889)\n"
+		   "      --admin-listen ADDR:PORT  metrics/health/admin address (repeatable;\n"
+		   "                            default 127.0.0.1:8890)\n"
+		   "      --cert FILE           a certificate (PEM/DER, chain allowed) to keep "
+		   "fresh (repeatable)\n"
+		   "  -d, --cert-dir DIR        a watched directory of certificates (repeatable)\n"
+		   "      --issuer-dir DIR      a directory of issuer certificates (repeatable)\n"
+		   "      --cache-dir DIR       persist responses here (default: memory only)\n"
+		   "  -u, --upstream URL        OCSP responder to ask instead of the certificates' "
+		   "AIA URLs\n"
+		   "                            (repeatable, tried in order)\n"
+		   "      --proxy URL           forward HTTP proxy for upstream fetches\n"
+		   "      --log-level LEVEL     debug, info, notice, warning, err (default info)\n"
+		   "      --check-config        validate the configuration and exit\n"
+		   "  -V, --version             print the version and exit\n"
+		   "  -h, --help                print this help and exit\n");
 }
 
 static int load_config(struct config *out, void *ud, char *err, size_t errlen)
@@ -74,7 +78,8 @@ static int load_config(struct config *out, void *ud, char *err, size_t errlen)
 			str_list_add(&out->admin_listen, cli->admin_listen.v[i]);
 	}
 	if (cli->certs.n) {
-		out->certs = realloc(out->certs, (out->n_certs + cli->certs.n) * sizeof(*out->certs));
+		out->certs =
+			realloc(out->certs, (out->n_certs + cli->certs.n) * sizeof(*out->certs));
 		if (!out->certs)
 			abort();
 		for (size_t i = 0; i < cli->certs.n; i++) {
@@ -205,7 +210,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "stapled: %s\n", err);
 			rc = 1;
 		} else {
-			printf("%s: configuration OK\n", cli.config_path ? cli.config_path : "defaults");
+			printf("%s: configuration OK\n",
+			       cli.config_path ? cli.config_path : "defaults");
 			config_done(&cfg);
 			rc = 0;
 		}

@@ -107,10 +107,12 @@ int verify_main(int argc, char **argv)
 			at = optarg;
 			break;
 		case 'h':
-			printf("Usage: stapled verify RESPONSE.der --issuer ISSUER.pem [--cert CERT.pem] "
+			printf("Usage: stapled verify RESPONSE.der --issuer ISSUER.pem [--cert "
+			       "CERT.pem] "
 			       "[--at TIME]\n"
 			       "TIME: Unix seconds or YYYY-MM-DDTHH:MM:SSZ (default: now).\n"
-			       "Exit status: 0 servable, 1 not servable, 2 usage or unreadable input.\n");
+			       "Exit status: 0 servable, 1 not servable, 2 usage or unreadable "
+			       "input.\n");
 			return 0;
 		default:
 			return 2;
@@ -123,8 +125,10 @@ int verify_main(int argc, char **argv)
 	}
 	int64_t now = (int64_t)time(NULL);
 	if (at && parse_time(at, &now) < 0) {
-		fprintf(stderr, "stapled verify: --at: expected Unix seconds or "
-				"YYYY-MM-DDTHH:MM:SSZ, got \"%s\"\n", at);
+		fprintf(stderr,
+			"stapled verify: --at: expected Unix seconds or "
+			"YYYY-MM-DDTHH:MM:SSZ, got \"%s\"\n",
+			at);
 		return 2;
 	}
 	struct pki_cert *issuer = NULL, *cert = NULL;
@@ -190,7 +194,7 @@ int verify_main(int argc, char **argv)
 		else
 			printf("next update:     (absent)\n");
 		printf("signer:          %s%s\n", info.signer[0] ? info.signer : "(unknown)",
-		       info.signer_is_issuer    ? " (the issuer)"
+		       info.signer_is_issuer   ? " (the issuer)"
 		       : info.signer_delegated ? " (delegated responder)"
 					       : "");
 	}

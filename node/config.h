@@ -16,57 +16,58 @@ struct str_list {
 
 /* A certificate named in the config, with per-certificate options. */
 struct config_cert {
-	char *path;            /* PEM/DER file: the leaf, optionally followed by its chain */
-	char *issuer;          /* issuer certificate file (optional; else chain, issuer dirs, AIA) */
-	struct str_list upstreams; /* override of the AIA OCSP URLs for this certificate, in order */
-	char *ocsp_file;       /* write each new response here (optional) */
+	char *path;   /* PEM/DER file: the leaf, optionally followed by its chain */
+	char *issuer; /* issuer certificate file (optional; else chain, issuer dirs, AIA) */
+	struct str_list
+		upstreams; /* override of the AIA OCSP URLs for this certificate, in order */
+	char *ocsp_file;   /* write each new response here (optional) */
 };
 
 struct config {
-	char *path;                     /* the file loaded, NULL if none */
+	char *path; /* the file loaded, NULL if none */
 
 	/* serving */
-	struct str_list listen;         /* "ADDR:PORT", "[v6]:PORT" (default 127.0.0.1:8889) */
-	struct str_list admin_listen;   /* /metrics, /healthz, /readyz (default 127.0.0.1:8890) */
-	size_t max_connections;         /* 4096 */
-	size_t max_header_bytes;        /* 8192 */
-	size_t max_body_bytes;          /* 16384 */
-	uint64_t idle_timeout_ms;       /* keep-alive idle (60000) */
-	uint64_t request_timeout_ms;    /* whole request must arrive within this (10000) */
+	struct str_list listen;	      /* "ADDR:PORT", "[v6]:PORT" (default 127.0.0.1:8889) */
+	struct str_list admin_listen; /* /metrics, /healthz, /readyz (default 127.0.0.1:8890) */
+	size_t max_connections;	      /* 4096 */
+	size_t max_header_bytes;      /* 8192 */
+	size_t max_body_bytes;	      /* 16384 */
+	uint64_t idle_timeout_ms;     /* keep-alive idle (60000) */
+	uint64_t request_timeout_ms;  /* whole request must arrive within this (10000) */
 
 	/* inventory */
 	struct config_cert *certs;
 	size_t n_certs;
-	struct str_list cert_dirs;      /* watched directories */
-	struct str_list issuer_dirs;    /* directories of issuer certificates */
-	bool fetch_ca_issuers;          /* fetch issuers from AIA caIssuers (true) */
-	bool write_ocsp_files;          /* write <cert>.ocsp next to each certificate (false) */
+	struct str_list cert_dirs;   /* watched directories */
+	struct str_list issuer_dirs; /* directories of issuer certificates */
+	bool fetch_ca_issuers;	     /* fetch issuers from AIA caIssuers (true) */
+	bool write_ocsp_files;	     /* write <cert>.ocsp next to each certificate (false) */
 
 	/* storage */
-	char *cache_dir;                /* NULL = memory only */
-	size_t cache_max_bytes;         /* 256 MiB */
+	char *cache_dir;	/* NULL = memory only */
+	size_t cache_max_bytes; /* 256 MiB */
 
 	/* fetching */
-	struct str_list upstreams;      /* global override, in order, tried before AIA URLs */
-	char *proxy;                    /* forward HTTP proxy for upstream fetches */
-	uint64_t connect_timeout_ms;    /* 5000 */
-	uint64_t fetch_timeout_ms;      /* 15000 */
-	size_t max_response_bytes;      /* 65536 */
-	uint64_t backoff_base_s;        /* 10 */
-	uint64_t backoff_max_s;         /* 3600 */
-	uint64_t max_parallel_fetches;  /* 16 */
+	struct str_list upstreams;     /* global override, in order, tried before AIA URLs */
+	char *proxy;		       /* forward HTTP proxy for upstream fetches */
+	uint64_t connect_timeout_ms;   /* 5000 */
+	uint64_t fetch_timeout_ms;     /* 15000 */
+	size_t max_response_bytes;     /* 65536 */
+	uint64_t backoff_base_s;       /* 10 */
+	uint64_t backoff_max_s;	       /* 3600 */
+	uint64_t max_parallel_fetches; /* 16 */
 
 	/* refresh and validation */
-	double refresh_lo, refresh_hi;  /* 0.5, 0.75 */
+	double refresh_lo, refresh_hi;	 /* 0.5, 0.75 */
 	uint64_t min_refresh_interval_s; /* 60 */
-	double alert_fraction[3];       /* 0.5, 0.25, 0.1 */
-	char *alert_command;            /* run with the alert in its environment (optional) */
-	int64_t max_clock_skew_s;       /* 300 */
-	int64_t default_validity_s;     /* 0: nextUpdate required */
-	bool allow_revoked;             /* true */
+	double alert_fraction[3];	 /* 0.5, 0.25, 0.1 */
+	char *alert_command;		 /* run with the alert in its environment (optional) */
+	int64_t max_clock_skew_s;	 /* 300 */
+	int64_t default_validity_s;	 /* 0: nextUpdate required */
+	bool allow_revoked;		 /* true */
 
 	/* operations */
-	int log_level;                  /* syslog level, default LOG_INFO (6) */
+	int log_level; /* syslog level, default LOG_INFO (6) */
 };
 
 /* Fills defaults. */

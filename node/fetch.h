@@ -22,36 +22,36 @@ struct fetcher_config {
 	uint64_t connect_timeout_ms; /* TCP + TLS connect */
 	uint64_t total_timeout_ms;   /* whole transfer */
 	size_t max_response_bytes;   /* larger bodies abort the transfer with -EMSGSIZE */
-	const char *proxy;           /* forward proxy URL for every fetch, NULL for none (copied) */
-	const char *ca_file;         /* CA bundle for https upstreams, NULL for the system default */
-	const char *user_agent;      /* copied */
+	const char *proxy;	     /* forward proxy URL for every fetch, NULL for none (copied) */
+	const char *ca_file;	/* CA bundle for https upstreams, NULL for the system default */
+	const char *user_agent; /* copied */
 	size_t max_host_connections; /* per host; 0 = curl's default */
 };
 
 struct fetch_request {
-	const char *url;             /* responder URL, http:// or https:// (copied) */
-	const uint8_t *der;          /* DER OCSPRequest (copied); NULL: a plain GET of `url` as
-					given (AIA caIssuers downloads) */
+	const char *url;    /* responder URL, http:// or https:// (copied) */
+	const uint8_t *der; /* DER OCSPRequest (copied); NULL: a plain GET of `url` as
+			       given (AIA caIssuers downloads) */
 	size_t der_len;
-	const char *if_none_match;   /* ETag of the held response, NULL for none (copied) */
-	bool force_post;             /* POST even when GET would fit */
+	const char *if_none_match; /* ETag of the held response, NULL for none (copied) */
+	bool force_post;	   /* POST even when GET would fit */
 };
 
 struct fetch_result {
-	int err;                     /* 0: an HTTP response came back (any status); else -errno:
-					-ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH, -EMSGSIZE (over the
-					cap), -EPROTO (HTTP-level garbage), -EIO other */
-	char errmsg[256];            /* human-readable cause when err != 0 */
-	long http_status;            /* 200, 304, 5xx … (0 when err != 0) */
+	int err;	  /* 0: an HTTP response came back (any status); else -errno:
+			     -ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH, -EMSGSIZE (over the
+			     cap), -EPROTO (HTTP-level garbage), -EIO other */
+	char errmsg[256]; /* human-readable cause when err != 0 */
+	long http_status; /* 200, 304, 5xx … (0 when err != 0) */
 	bool used_post;
-	const uint8_t *body;         /* borrowed: valid only during the callback */
+	const uint8_t *body; /* borrowed: valid only during the callback */
 	size_t body_len;
-	char content_type[128];      /* "" if absent; parameters kept as sent */
-	char etag[128];              /* "" if absent; as sent, quotes included */
-	int64_t max_age_s;           /* Cache-Control max-age, -1 if absent */
-	int64_t retry_after_s;       /* Retry-After in seconds from now, -1 if absent */
-	int64_t date_unix;           /* Date header, -1 if absent */
-	double total_ms;             /* transfer time */
+	char content_type[128]; /* "" if absent; parameters kept as sent */
+	char etag[128];		/* "" if absent; as sent, quotes included */
+	int64_t max_age_s;	/* Cache-Control max-age, -1 if absent */
+	int64_t retry_after_s;	/* Retry-After in seconds from now, -1 if absent */
+	int64_t date_unix;	/* Date header, -1 if absent */
+	double total_ms;	/* transfer time */
 };
 
 typedef void (*fetch_cb)(struct fetch *f, const struct fetch_result *r, void *ud);
@@ -77,7 +77,7 @@ size_t fetcher_active(const struct fetcher *fr);
 
 /*
  * Cancels every fetch (no callbacks) and closes all handles (every struct fetch pointer the
- * caller holds becomes invalid: do not cancel them afterwards); on_closed is called once every libuv
- * handle is closed, after which the fetcher is freed.
+ * caller holds becomes invalid: do not cancel them afterwards); on_closed is called once every
+ * libuv handle is closed, after which the fetcher is freed.
  */
 void fetcher_close(struct fetcher *fr, void (*on_closed)(void *ud), void *ud);

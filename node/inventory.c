@@ -37,7 +37,7 @@ struct inv_file {
 struct inv_leaf {
 	struct pki_cert *cert;
 	struct pki_cert *chain_issuer; /* issuer found next to it (chain or config), if any */
-	struct entry_info *ei;         /* NULL until its issuer is known */
+	struct entry_info *ei;	       /* NULL until its issuer is known */
 	struct str_list upstreams;     /* per-certificate override */
 	struct str_list out_files;
 	bool seen;
@@ -65,9 +65,9 @@ struct inventory {
 	struct node *n;
 	struct inv_file *files;
 	struct inv_leaf *leaves;
-	struct hmap files_by_path;  /* struct inv_file by path */
-	struct hmap leaves_by_fp;   /* struct inv_leaf by certificate fingerprint */
-	struct pki_cert **pool; /* issuer candidates */
+	struct hmap files_by_path; /* struct inv_file by path */
+	struct hmap leaves_by_fp;  /* struct inv_leaf by certificate fingerprint */
+	struct pki_cert **pool;	   /* issuer candidates */
 	size_t n_pool, cap_pool;
 	struct inv_watch *watches;
 	struct inv_issuer_fetch *issuer_fetches;
@@ -168,8 +168,9 @@ static int inv_read(struct inventory *inv, const char *path, struct inv_file **r
 	f->size = st.st_size;
 	f->mtime = st.st_mtim;
 	f->seen = true;
-	int r = b.len <= MAX_CERT_FILE_BYTES ? pki_certs_parse(b.data, b.len, &f->certs, &f->n_certs)
-					     : -EFBIG;
+	int r = b.len <= MAX_CERT_FILE_BYTES
+			? pki_certs_parse(b.data, b.len, &f->certs, &f->n_certs)
+			: -EFBIG;
 	buf_done(&b);
 	if (r < 0) {
 		f->certs = NULL;
@@ -188,7 +189,6 @@ static int inv_read(struct inventory *inv, const char *path, struct inv_file **r
 	*ret = f;
 	return f->n_certs ? 0 : -EBADMSG;
 }
-
 
 static void fp_hex(const struct pki_cert *c, char out[33])
 {
@@ -299,10 +299,12 @@ static size_t scan_file(struct inventory *inv, const char *path, const struct co
 		if (pki_cert_is_ca(c))
 			continue;
 		/* Verified here once: find_issuer trusts a chain issuer without checking again. */
-		struct pki_cert *issuer =
-			config_issuer && pki_cert_issued_by(c, config_issuer) ? config_issuer : NULL;
+		struct pki_cert *issuer = config_issuer && pki_cert_issued_by(c, config_issuer)
+						  ? config_issuer
+						  : NULL;
 		for (size_t j = 0; !issuer && j < f->n_certs; j++)
-			if (j != i && pki_cert_is_ca(f->certs[j]) && pki_cert_issued_by(c, f->certs[j]))
+			if (j != i && pki_cert_is_ca(f->certs[j]) &&
+			    pki_cert_issued_by(c, f->certs[j]))
 				issuer = f->certs[j];
 		leaf_want(inv, c, issuer, opts, path);
 		leaves++;
@@ -640,7 +642,6 @@ void inventory_scan(struct inventory *inv)
 
 /* ---- watches ---- */
 
-
 static void on_debounce(uv_timer_t *t)
 {
 	struct inventory *inv = t->data;
@@ -742,8 +743,8 @@ static void watches_update(struct inventory *inv)
 		inv->open_handles++;
 		int r = uv_fs_event_start(&w->ev, on_fs_event, w->dir, 0);
 		if (r < 0)
-			log_warning("inventory", "%s: cannot watch: %s (changes need SIGHUP)", w->dir,
-				    uv_strerror(r));
+			log_warning("inventory", "%s: cannot watch: %s (changes need SIGHUP)",
+				    w->dir, uv_strerror(r));
 		w->next = inv->watches;
 		inv->watches = w;
 	}

@@ -37,8 +37,9 @@ void log_emit(int level, const char *group, const char *fmt, ...)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-		n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ %s %s: ",
-				      ts.tv_nsec / 1000000, level_names[level], group);
+		n += (size_t)snprintf(line + n, sizeof(line) - n,
+				      ".%03ldZ %s %s: ", ts.tv_nsec / 1000000, level_names[level],
+				      group);
 	}
 	if (n >= sizeof(line))
 		n = sizeof(line) - 1;

@@ -19,10 +19,10 @@ extern int log_max_level;
 void log_setup(int max_level);
 void log_emit(int level, const char *group, const char *fmt, ...) _printf_(3, 4);
 
-#define log_at(level, group, ...)                                                                  \
-	do {                                                                                       \
-		if ((level) <= log_max_level)                                                      \
-			log_emit((level), (group), __VA_ARGS__);                                   \
+#define log_at(level, group, ...)                                \
+	do {                                                     \
+		if ((level) <= log_max_level)                    \
+			log_emit((level), (group), __VA_ARGS__); \
 	} while (0)
 
 #define log_debug(group, ...)	log_at(LOG_DEBUG, group, __VA_ARGS__)

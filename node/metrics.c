@@ -35,8 +35,8 @@ struct upstream_stats *metrics_upstream(struct metrics *m, const char *url)
 	for (size_t i = 0; i < m->n_upstreams; i++)
 		if (strcmp(m->upstreams[i].url, url) == 0)
 			return &m->upstreams[i];
-	m->upstreams = xgrow(m->upstreams, &m->cap_upstreams, m->n_upstreams + 1,
-			     sizeof(*m->upstreams));
+	m->upstreams =
+		xgrow(m->upstreams, &m->cap_upstreams, m->n_upstreams + 1, sizeof(*m->upstreams));
 	struct upstream_stats *u = &m->upstreams[m->n_upstreams++];
 	memset(u, 0, sizeof(*u));
 	u->url = xstrdup(url);
@@ -140,8 +140,12 @@ void metrics_render(struct node *n, struct buf *out)
 	for (int l = 1; l <= 4; l++)
 		buf_printf(out, "stapled_alerts_total{level=\"%d\"} %llu\n", l,
 			   (unsigned long long)m->alerts[l - 1]);
-	family(out, "stapled_connections_active", "gauge", "Open client connections.");
-	buf_printf(out, "stapled_connections_active %zu\n", server_connections(n->server));
+	family(out, "stapled_connections_active", "gauge",
+	       "Open client connections, by listener (the scrape's own included).");
+	buf_printf(out, "stapled_connections_active{listener=\"ocsp\"} %zu\n",
+		   server_connections_kind(n->server, LISTENER_OCSP));
+	buf_printf(out, "stapled_connections_active{listener=\"admin\"} %zu\n",
+		   server_connections_kind(n->server, LISTENER_ADMIN));
 	family(out, "stapled_reloads_total", "counter", "Configuration reloads (SIGHUP).");
 	buf_printf(out, "stapled_reloads_total %llu\n", (unsigned long long)m->reloads);
 	family(out, "stapled_ready", "gauge", "1 when /readyz answers 200.");
@@ -204,8 +208,7 @@ static void entry_json(struct cache_entry *e, void *ud)
 			   "\"stored_at\":%lld",
 			   (long long)r->meta.this_update_unix, (long long)r->meta.next_update_unix,
 			   (long long)r->refresh_unix, (long long)r->stored_unix);
-	buf_printf(out, ",\"failures\":%u,\"alert_level\":%d",
-		   cache_slot_failures(e, CERTID_SHA1),
+	buf_printf(out, ",\"failures\":%u,\"alert_level\":%d", cache_slot_failures(e, CERTID_SHA1),
 		   cache_alert_level(j->n->cache, e, CERTID_SHA1, j->now));
 	buf_append_str(out, ",\"forms\":[");
 	bool first = true;

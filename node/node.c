@@ -316,7 +316,8 @@ static void run_alert_hook(struct node *n, struct entry_info *ei, int level, int
 	snprintf(lv, sizeof(lv), "STAPLED_ALERT_LEVEL=%d", level);
 	snprintf(nu, sizeof(nu), "STAPLED_NEXT_UPDATE=%lld", (long long)next_update);
 	snprintf(id, sizeof(id), "STAPLED_ENTRY=%s", ei->name);
-	snprintf(subj, sizeof(subj), "STAPLED_SUBJECT=%s", ei->cert ? pki_cert_subject(ei->cert) : "");
+	snprintf(subj, sizeof(subj), "STAPLED_SUBJECT=%s",
+		 ei->cert ? pki_cert_subject(ei->cert) : "");
 	const char *path = getenv("PATH");
 	char pathv[1024];
 	snprintf(pathv, sizeof(pathv), "PATH=%s", path ? path : "/usr/bin:/bin");
@@ -359,8 +360,10 @@ static void entry_alerts(struct cache_entry *e, void *ud)
 		a->n->m.alerts[level - 1]++;
 		int64_t left = r->meta.next_update_unix - a->now;
 		bool must = cache_entry_flags(e) & CACHE_ENTRY_MUST_STAPLE;
-		int sev = level >= 4 ? LOG_CRIT : level == 3 ? LOG_ERR : level == 2 ? LOG_WARNING
-										: LOG_NOTICE;
+		int sev = level >= 4   ? LOG_CRIT
+			  : level == 3 ? LOG_ERR
+			  : level == 2 ? LOG_WARNING
+				       : LOG_NOTICE;
 		if (must && sev > LOG_ERR)
 			sev--; /* must-staple: no staple means a failed handshake */
 		if (level >= 4)
@@ -383,8 +386,9 @@ static void on_tick(uv_timer_t *t)
 	struct store_stats ss;
 	store_get_stats(n->store, &ss);
 	if (ss.writes_failed > n->store_failures_seen) {
-		log_err("store", "%llu file write(s) failed since the last check (last error: %s); "
-				 "serving from memory continues",
+		log_err("store",
+			"%llu file write(s) failed since the last check (last error: %s); "
+			"serving from memory continues",
 			(unsigned long long)(ss.writes_failed - n->store_failures_seen),
 			strerror(-ss.last_error));
 		n->store_failures_seen = ss.writes_failed;
@@ -408,8 +412,8 @@ static void reload(struct node *n)
 		log_err("config", "reload failed, keeping the running configuration: %s", err);
 		return;
 	}
-	bool listen_changed = fresh.listen.n != n->cfg.listen.n ||
-			      fresh.admin_listen.n != n->cfg.admin_listen.n;
+	bool listen_changed =
+		fresh.listen.n != n->cfg.listen.n || fresh.admin_listen.n != n->cfg.admin_listen.n;
 	for (size_t i = 0; !listen_changed && i < fresh.listen.n; i++)
 		listen_changed = strcmp(fresh.listen.v[i], n->cfg.listen.v[i]) != 0;
 	for (size_t i = 0; !listen_changed && i < fresh.admin_listen.n; i++)
@@ -521,7 +525,8 @@ static int open_store(struct node *n)
 		log_err("store", "%s: cannot use the cache directory: %s; running from memory",
 			n->cfg.cache_dir, strerror(-r));
 	} else {
-		log_info("store", "no cache directory configured: responses are kept in memory only");
+		log_info("store",
+			 "no cache directory configured: responses are kept in memory only");
 	}
 	return store_open_outputs_only(n->loop, &n->store);
 }
@@ -594,7 +599,8 @@ int node_run(const struct node_opts *opts)
 	for (size_t i = 0; i < n->cfg.listen.n; i++)
 		listening &= server_listen(n->server, n->cfg.listen.v[i], LISTENER_OCSP) == 0;
 	for (size_t i = 0; i < n->cfg.admin_listen.n; i++)
-		listening &= server_listen(n->server, n->cfg.admin_listen.v[i], LISTENER_ADMIN) == 0;
+		listening &=
+			server_listen(n->server, n->cfg.admin_listen.v[i], LISTENER_ADMIN) == 0;
 
 	uv_signal_init(n->loop, &n->sig_hup);
 	uv_signal_init(n->loop, &n->sig_term);

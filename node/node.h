@@ -56,7 +56,7 @@ struct metrics {
 	struct upstream_stats *upstreams;
 	size_t n_upstreams, cap_upstreams;
 	uint64_t reloads;
-	uint64_t alerts[4];       /* alerts raised per level 1..3 and expiry (index level-1) */
+	uint64_t alerts[4]; /* alerts raised per level 1..3 and expiry (index level-1) */
 	uint64_t hook_runs;
 	uint64_t output_writes_ok, output_writes_failed;
 	uint64_t disk_loaded, disk_skipped;
@@ -68,24 +68,24 @@ struct slot_state {
 	struct entry_info *ei;
 	uint8_t alg;
 	struct fetch *inflight;
-	uint32_t url_idx;         /* position in the upstream list of the fetch in flight */
-	uint8_t last_alert;       /* alert level last reported */
-	bool tried;               /* at least one fetch attempt has completed */
-	bool disk_pending;        /* its cache-dir file is not loaded yet (start-up) */
-	uint32_t disk_idx;        /* that file's index in node.pending */
-	char *etag;               /* upstream ETag of the held response (for If-None-Match) */
-	struct conn *waiters;     /* parked requests (struct conn_wait list) */
+	uint32_t url_idx;     /* position in the upstream list of the fetch in flight */
+	uint8_t last_alert;   /* alert level last reported */
+	bool tried;	      /* at least one fetch attempt has completed */
+	bool disk_pending;    /* its cache-dir file is not loaded yet (start-up) */
+	uint32_t disk_idx;    /* that file's index in node.pending */
+	char *etag;	      /* upstream ETag of the held response (for If-None-Match) */
+	struct conn *waiters; /* parked requests (struct conn_wait list) */
 };
 
 /* The node's data for a cache entry (cache_entry_user). Owned by the inventory. */
 struct entry_info {
 	struct cache_entry *entry;
-	struct pki_cert *cert;          /* the leaf (reference); NULL if only known by CertID */
-	char name[CERTID_SHORT_MAX];    /* short id for logs and metrics */
-	struct str_list upstreams;      /* per-certificate override from the config */
-	struct str_list out_files;      /* output files to write each new response to */
-	unsigned sources;               /* inventory files/config items naming this certificate */
-	bool no_upstream;               /* no URL to ask: definitively failed */
+	struct pki_cert *cert;	     /* the leaf (reference); NULL if only known by CertID */
+	char name[CERTID_SHORT_MAX]; /* short id for logs and metrics */
+	struct str_list upstreams;   /* per-certificate override from the config */
+	struct str_list out_files;   /* output files to write each new response to */
+	unsigned sources;	     /* inventory files/config items naming this certificate */
+	bool no_upstream;	     /* no URL to ask: definitively failed */
 	struct slot_state *slots[CERTID_ALG_COUNT];
 };
 
@@ -95,16 +95,16 @@ struct node {
 	struct ocsp_policy policy;
 	struct cache *cache;
 	struct fetcher *fetcher;
-	struct store *store;            /* cache dir, or outputs only */
+	struct store *store; /* cache dir, or outputs only */
 	bool store_has_dir;
 	struct server *server;
 	struct inventory *inv;
 	struct metrics m;
 
-	uv_timer_t refresh_timer;       /* fires at the cache's next due time */
-	uv_timer_t tick;                /* 1 s housekeeping: alerts, expiry, readiness */
+	uv_timer_t refresh_timer; /* fires at the cache's next due time */
+	uv_timer_t tick;	  /* 1 s housekeeping: alerts, expiry, readiness */
 	uv_signal_t sig_hup, sig_term, sig_int;
-	uv_timer_t drain_timer;         /* SIGTERM: waits for connections to finish */
+	uv_timer_t drain_timer; /* SIGTERM: waits for connections to finish */
 	/* Start-up loading: cache-dir files are validated in the background after the
 	 * listeners open; a slot still on disk is loaded on demand. */
 	struct pending_file *pending;
@@ -114,11 +114,11 @@ struct node {
 	uint64_t loading_start_ms;
 	uint64_t drain_start_ms;
 	size_t fetches_active;
-	uint64_t store_failures_seen;   /* store write failures already logged */
+	uint64_t store_failures_seen; /* store write failures already logged */
 	bool ready;
 	bool stopping;
 	int exit_code;
-	uint64_t rng[2];                /* xorshift128+ state, seeded from getrandom */
+	uint64_t rng[2]; /* xorshift128+ state, seeded from getrandom */
 
 	/* Reload support: rebuilds the config from file and flags. */
 	int (*load_config)(struct config *out, void *ud, char *err, size_t errlen);
@@ -126,7 +126,7 @@ struct node {
 };
 
 struct pending_file {
-	char *name;               /* NULL once loaded */
+	char *name;		  /* NULL once loaded */
 	struct cache_entry *hint; /* the entry its name belongs to, if any */
 };
 

@@ -139,8 +139,8 @@ static void publish(struct node *n, struct entry_info *ei, enum certid_alg alg)
 	}
 }
 
-static void start_fetch(struct node *n, struct entry_info *ei, enum certid_alg alg,
-			size_t url_idx, int64_t retry_after_s);
+static void start_fetch(struct node *n, struct entry_info *ei, enum certid_alg alg, size_t url_idx,
+			int64_t retry_after_s);
 
 static void slot_failed(struct node *n, struct entry_info *ei, enum certid_alg alg,
 			int64_t retry_after_s)
@@ -148,8 +148,8 @@ static void slot_failed(struct node *n, struct entry_info *ei, enum certid_alg a
 	struct slot_state *s = entry_slot(ei, alg);
 	s->tried = true;
 	int64_t now = node_now_unix();
-	int64_t when = cache_fetch_failed(n->cache, ei->entry, alg, now, retry_after_s,
-					  node_random(n));
+	int64_t when =
+		cache_fetch_failed(n->cache, ei->entry, alg, now, retry_after_s, node_random(n));
 	char t[32];
 	fmt_time(when, t);
 	const struct cache_resp *held = cache_entry_servable(ei->entry, alg, now);
@@ -165,7 +165,8 @@ static enum fetch_outcome handle_answer(struct node *n, struct entry_info *ei, e
 	struct slot_state *s = entry_slot(ei, alg);
 	int64_t now = node_now_unix();
 	if (r->err) {
-		log_warning("fetch", "%s: %s: %s", ei->name, url, r->errmsg[0] ? r->errmsg : strerror(-r->err));
+		log_warning("fetch", "%s: %s: %s", ei->name, url,
+			    r->errmsg[0] ? r->errmsg : strerror(-r->err));
 		return FETCH_NETWORK_ERROR;
 	}
 	const struct cache_resp *held = cache_entry_resp(ei->entry, alg);
@@ -237,7 +238,8 @@ static enum fetch_outcome handle_answer(struct node *n, struct entry_info *ei, e
 	fmt_time(info.next_update_unix, nu);
 	fmt_time(now_held ? now_held->refresh_unix : 0, ra);
 	if (e == CACHE_STORED) {
-		log_info("fetch", "%s: %s from %s (%s): thisUpdate %s, nextUpdate %s, refresh at %s",
+		log_info("fetch",
+			 "%s: %s from %s (%s): thisUpdate %s, nextUpdate %s, refresh at %s",
 			 ei->name, ocsp_cert_status_name(info.cert_status), url,
 			 certid_alg_name(alg), tu, nu, ra);
 		publish(n, ei, alg);
@@ -280,8 +282,8 @@ static void on_fetched(struct fetch *f, const struct fetch_result *r, void *ud)
 	refresher_pump(n);
 }
 
-static void start_fetch(struct node *n, struct entry_info *ei, enum certid_alg alg,
-			size_t url_idx, int64_t retry_after_s)
+static void start_fetch(struct node *n, struct entry_info *ei, enum certid_alg alg, size_t url_idx,
+			int64_t retry_after_s)
 {
 	struct slot_state *s = entry_slot(ei, alg);
 	s->n = n;
@@ -393,8 +395,8 @@ void refresher_load_file(struct node *n, const char *name, const uint8_t *der, s
 	int r = -ENOENT;
 	if (hint && cache_entry_user(hint) && cache_entry_certid(hint, CERTID_SHA1, &want) == 0) {
 		/* The name says which entry: one pass checks everything, including that claim. */
-		r = ocsp_response_check(der, len, cache_issuer_cert(cache_entry_issuer(hint)), &want,
-					now, &n->policy, &info, &fails);
+		r = ocsp_response_check(der, len, cache_issuer_cert(cache_entry_issuer(hint)),
+					&want, now, &n->policy, &info, &fails);
 		if (r < 0 && (fails & OCSP_CHECK_CERTID))
 			r = -ENOENT; /* renamed or misnamed file: find its entry the slow way */
 	}

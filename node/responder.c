@@ -185,8 +185,9 @@ static bool path_is(const struct http1_request *req, const char *p)
 static void text_response(struct buf *out, int status, const char *reason, const char *ctype,
 			  const char *body, size_t len, bool head, bool keep_alive)
 {
-	buf_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-			"Cache-Control: no-store\r\n%s\r\n",
+	buf_printf(out,
+		   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+		   "Cache-Control: no-store\r\n%s\r\n",
 		   status, reason, ctype, len, keep_alive ? "" : "Connection: close\r\n");
 	if (!head)
 		buf_append(out, body, len);
@@ -206,8 +207,8 @@ static bool health_routes(struct node *n, const struct http1_request *req, struc
 			text_response(out, 200, "OK", "text/plain", "ready\n", 6, head,
 				      req->keep_alive);
 		else
-			text_response(out, 503, "Service Unavailable", "text/plain",
-				      "not ready\n", 10, head, req->keep_alive);
+			text_response(out, 503, "Service Unavailable", "text/plain", "not ready\n",
+				      10, head, req->keep_alive);
 		return true;
 	}
 	return false;
@@ -230,8 +231,9 @@ enum handler_result responder_handle_ocsp(struct node *n, struct conn *c,
 		r = ocsp_http_get_decode(req->target.p, req->target.len, &der, &oreq);
 		buf_done(&der);
 	} else {
-		buf_printf(out, "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST\r\n"
-				"Content-Length: 0\r\n%s\r\n",
+		buf_printf(out,
+			   "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST\r\n"
+			   "Content-Length: 0\r\n%s\r\n",
 			   req->keep_alive ? "" : "Connection: close\r\n");
 		n->m.requests[REQ_ERROR]++;
 		return HANDLER_DONE;

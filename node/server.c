@@ -13,6 +13,9 @@
 #define READ_CHUNK 16384
 /* Stop reading while this much output waits for a slow reader. */
 #define OUT_HIGH_WATER (256u * 1024u)
+/* The admin listener's own connection budget: health probes and scrapes must get through when
+ * the responder is saturated, so they never share its limit. */
+#define ADMIN_MAX_CONNECTIONS 64
 /* How long a closing connection drains the peer's input before giving up. */
 #define LINGER_MS 2000
 
@@ -32,6 +35,7 @@ struct server {
 	struct listener *listeners;
 	struct conn *conns;
 	size_t n_conns;
+	size_t n_conns_kind[2];
 	size_t open_handles; /* listeners and connections not yet fully closed */
 	bool closing;
 	void (*on_closed)(void *ud);
@@ -86,6 +90,7 @@ static void conn_close(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	s->n_conns--;
+	s->n_conns_kind[c->kind]--;
 	uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
 	uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 }
@@ -309,7 +314,8 @@ static void conn_parse_error(struct conn *c, int err)
 				    "request header too large\n");
 		break;
 	case -EFBIG:
-		conn_error_response(c, &c->out, 413, "Content Too Large", "request body too large\n");
+		conn_error_response(c, &c->out, 413, "Content Too Large",
+				    "request body too large\n");
 		break;
 	case -ENOTSUP:
 		conn_error_response(c, &c->out, 501, "Not Implemented",
@@ -333,8 +339,8 @@ static void conn_process(struct conn *c)
 			c->scratch = xmalloc(s->limits.http.max_body_bytes + 1);
 		struct http1_request req;
 		size_t consumed = 0;
-		int r = http1_parse(c->in.data + c->in_off, avail, &s->limits.http, c->scratch, false,
-				    &req, &consumed);
+		int r = http1_parse(c->in.data + c->in_off, avail, &s->limits.http, c->scratch,
+				    false, &req, &consumed);
 		if (r == HTTP1_INCOMPLETE)
 			break;
 		if (r < 0) {
@@ -419,7 +425,8 @@ static void on_connection(uv_stream_t *ls, int status)
 		log_warning("http", "%s: accept: %s", l->addr, uv_strerror(status));
 		return;
 	}
-	if (s->n_conns >= s->limits.max_connections) {
+	size_t limit = l->kind == LISTENER_OCSP ? s->limits.max_connections : ADMIN_MAX_CONNECTIONS;
+	if (s->n_conns_kind[l->kind] >= limit) {
 		/* Over the limit: accept and close at once, so the backlog does not fill with
 		 * clients waiting for nothing. */
 		uv_tcp_t *t = xmalloc(sizeof(*t));
@@ -428,7 +435,7 @@ static void on_connection(uv_stream_t *ls, int status)
 		s->open_handles++;
 		if (uv_accept(ls, (uv_stream_t *)t) == 0)
 			log_warning("http", "%s: connection limit (%zu) reached, refusing a client",
-				    l->addr, s->limits.max_connections);
+				    l->addr, limit);
 		uv_close((uv_handle_t *)t, on_reject_closed);
 		return;
 	}
@@ -447,6 +454,7 @@ static void on_connection(uv_stream_t *ls, int status)
 		s->conns->prev = c;
 	s->conns = c;
 	s->n_conns++;
+	s->n_conns_kind[c->kind]++;
 	if (uv_accept(ls, (uv_stream_t *)&c->tcp) != 0) {
 		conn_close(c);
 		return;
@@ -459,8 +467,7 @@ static void on_connection(uv_stream_t *ls, int status)
 }
 
 int server_new(uv_loop_t *loop, struct node *n, const struct server_limits *limits,
-	       server_handler_fn ocsp_handler, server_handler_fn admin_handler,
-	       struct server **ret)
+	       server_handler_fn ocsp_handler, server_handler_fn admin_handler, struct server **ret)
 {
 	struct server *s = xcalloc(1, sizeof(*s));
 	s->loop = loop;
@@ -540,6 +547,11 @@ void server_stop_listening(struct server *s)
 size_t server_connections(const struct server *s)
 {
 	return s->n_conns;
+}
+
+size_t server_connections_kind(const struct server *s, enum listener_kind kind)
+{
+	return s->n_conns_kind[kind];
 }
 
 void server_close(struct server *s, void (*on_closed)(void *ud), void *ud)

@@ -8,7 +8,8 @@
  * (an entry being fetched), parks the connection and calls conn_resume() later — and the output is
  * written with uv_try_write first, falling back to one uv_write in flight at a time.
  *
- * Limits: max_connections (extra connections are accepted and closed at once), header and body
+ * Limits: max_connections on the responder listeners (extra connections are accepted and closed
+ * at once; admin listeners have their own budget of 64, so probes work under load), header and body
  * sizes (431 / 413), request_timeout from the first byte of a request to its end (408),
  * idle_timeout between keep-alive requests (silent close). A connection that must close after
  * its response shuts down its write side and drains input briefly, so the client reads the
@@ -30,13 +31,13 @@ struct server;
 struct entry_info;
 
 enum listener_kind {
-	LISTENER_OCSP,  /* the responder */
+	LISTENER_OCSP,	/* the responder */
 	LISTENER_ADMIN, /* metrics, health, admin API (loopback by default) */
 };
 
 /* What a parked (waiting) OCSP request needs to be answered later. */
 struct conn_wait {
-	struct conn *next;          /* in the entry's list of waiters */
+	struct conn *next; /* in the entry's list of waiters */
 	struct entry_info *entry;
 	uint8_t alg;
 	bool head;
@@ -53,21 +54,21 @@ struct conn {
 	uv_write_t write_req;
 	struct server *srv;
 	enum listener_kind kind;
-	struct conn *prev, *next;   /* the server's list of connections */
-	struct buf in;              /* received, not yet consumed bytes start at in_off */
+	struct conn *prev, *next; /* the server's list of connections */
+	struct buf in;		  /* received, not yet consumed bytes start at in_off */
 	size_t in_off;
-	struct buf out;             /* response bytes not yet handed to libuv */
-	struct buf wbuf;            /* bytes of the uv_write in flight */
-	uint8_t *scratch;           /* decoded chunked bodies, allocated on first use */
-	uint64_t request_start_ms;  /* first byte of the current request, 0 if none */
+	struct buf out;		   /* response bytes not yet handed to libuv */
+	struct buf wbuf;	   /* bytes of the uv_write in flight */
+	uint8_t *scratch;	   /* decoded chunked bodies, allocated on first use */
+	uint64_t request_start_ms; /* first byte of the current request, 0 if none */
 	uint64_t last_activity_ms;
 	int open_handles;
 	bool closing;
 	bool writing;
 	bool reading;
-	bool close_after_write;     /* the last response is queued: close once written */
-	bool draining;              /* write side shut down; discarding input until EOF */
-	bool waiting;               /* parked on an entry (wait below is live) */
+	bool close_after_write; /* the last response is queued: close once written */
+	bool draining;		/* write side shut down; discarding input until EOF */
+	bool waiting;		/* parked on an entry (wait below is live) */
 	struct conn_wait wait;
 	char peer[64];
 };
@@ -78,7 +79,10 @@ struct conn {
  * then reads nothing more until conn_resume(). Handlers never close the connection themselves:
  * a response that must end the connection sets c->close_after_write.
  */
-enum handler_result { HANDLER_DONE = 0, HANDLER_WAIT = 1 };
+enum handler_result {
+	HANDLER_DONE = 0,
+	HANDLER_WAIT = 1
+};
 typedef enum handler_result (*server_handler_fn)(struct node *n, struct conn *c,
 						 const struct http1_request *req, struct buf *out);
 
@@ -99,6 +103,7 @@ void server_set_limits(struct server *s, const struct server_limits *limits);
 /* Stops accepting; existing connections continue (graceful drain on SIGTERM). */
 void server_stop_listening(struct server *s);
 size_t server_connections(const struct server *s);
+size_t server_connections_kind(const struct server *s, enum listener_kind kind);
 /* Closes every connection and listener; on_closed once all handles are closed (then freed). */
 void server_close(struct server *s, void (*on_closed)(void *ud), void *ud);
 

@@ -41,9 +41,9 @@ int store_open(uv_loop_t *loop, const char *dir, struct store **ret);
  * unreadable files and non-regular files are skipped and counted in *ret_skipped.
  * Returns the number of files passed to fn, or -errno if the directory cannot be read.
  */
-int store_load(struct store *s, void (*fn)(const char *name, const uint8_t *data, size_t len,
-					  void *ud),
-	       void *ud, size_t *ret_skipped);
+int store_load(struct store *s,
+	       void (*fn)(const char *name, const uint8_t *data, size_t len, void *ud), void *ud,
+	       size_t *ret_skipped);
 
 /*
  * Queues an atomic write of `data` (copied) to <dir>/<name>. `name` must be a plain file name

@@ -27,7 +27,7 @@ enum certid_alg {
 	CERTID_ALG_COUNT,
 };
 
-#define CERTID_HASH_MAX	  64
+#define CERTID_HASH_MAX 64
 /* RFC 5280 caps serials at 20 octets; real-world certificates break that a little. */
 #define CERTID_SERIAL_MAX 32
 

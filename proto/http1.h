@@ -18,8 +18,8 @@
 
 struct http1_limits {
 	size_t max_header_bytes; /* request line + headers + empty line (e.g. 8192) */
-	size_t max_body_bytes;   /* decoded body (e.g. 16384) */
-	size_t max_headers;      /* number of header lines (e.g. 64) */
+	size_t max_body_bytes;	 /* decoded body (e.g. 16384) */
+	size_t max_headers;	 /* number of header lines (e.g. 64) */
 };
 
 enum http1_method {
@@ -37,27 +37,27 @@ struct http1_str {
 struct http1_request {
 	enum http1_method method;
 	struct http1_str method_token;
-	struct http1_str target;        /* request-target as sent (origin-form or absolute-form) */
-	int version_minor;              /* 0 or 1 (HTTP/1.x only) */
-	bool keep_alive;                /* after this response: 1.1 unless "close"; 1.0 only with
-					   "keep-alive" */
-	bool expect_continue;           /* "Expect: 100-continue" */
-	bool chunked;                   /* Transfer-Encoding: chunked (body already decoded) */
+	struct http1_str target; /* request-target as sent (origin-form or absolute-form) */
+	int version_minor;	 /* 0 or 1 (HTTP/1.x only) */
+	bool keep_alive;	 /* after this response: 1.1 unless "close"; 1.0 only with
+				    "keep-alive" */
+	bool expect_continue;	 /* "Expect: 100-continue" */
+	bool chunked;		 /* Transfer-Encoding: chunked (body already decoded) */
 	struct http1_str host;
 	struct http1_str content_type;
 	struct http1_str if_none_match;
 	struct http1_str if_modified_since;
-	int64_t content_length;         /* -1 if absent */
+	int64_t content_length; /* -1 if absent */
 	/* The body. For Content-Length bodies it points into the input; for chunked bodies into
 	 * `scratch` (see http1_parse). */
 	const uint8_t *body;
 	size_t body_len;
-	size_t header_bytes;            /* bytes of the request line + headers */
+	size_t header_bytes; /* bytes of the request line + headers */
 };
 
 enum http1_result {
-	HTTP1_INCOMPLETE = 0, /* need more bytes */
-	HTTP1_COMPLETE = 1,   /* *ret filled, *ret_consumed = bytes of this whole request */
+	HTTP1_INCOMPLETE = 0,	/* need more bytes */
+	HTTP1_COMPLETE = 1,	/* *ret filled, *ret_consumed = bytes of this whole request */
 	HTTP1_HEADERS_DONE = 2, /* only with want_headers_only: headers parsed, body not yet here */
 };
 
@@ -74,9 +74,8 @@ enum http1_result {
  *   -EFBIG     body over max_body_bytes (413)
  *   -ENOTSUP   HTTP version other than 1.0/1.1, or a transfer coding other than chunked (505/501)
  */
-int http1_parse(const uint8_t *buf, size_t len, const struct http1_limits *limits,
-		uint8_t *scratch, bool headers_only, struct http1_request *ret,
-		size_t *ret_consumed);
+int http1_parse(const uint8_t *buf, size_t len, const struct http1_limits *limits, uint8_t *scratch,
+		bool headers_only, struct http1_request *ret, size_t *ret_consumed);
 
 /* Case-insensitive comparison of a parsed string with a C string. */
 bool http1_str_eq(struct http1_str s, const char *lit);

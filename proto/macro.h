@@ -17,23 +17,23 @@
 #define _unused_       __attribute__((unused))
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
 #define _noreturn_     __attribute__((noreturn))
-#define _pure_         __attribute__((pure))
+#define _pure_	       __attribute__((pure))
 #define _must_check_   __attribute__((warn_unused_result))
 
 /* Take ownership of a pointer out of a _cleanup_ variable: the variable is left NULL. */
-#define TAKE_PTR(p)                                                                                \
-	({                                                                                         \
-		__typeof__(p) _tmp_ = (p);                                                         \
-		(p) = NULL;                                                                        \
-		_tmp_;                                                                             \
+#define TAKE_PTR(p)                        \
+	({                                 \
+		__typeof__(p) _tmp_ = (p); \
+		(p) = NULL;                \
+		_tmp_;                     \
 	})
 
 /* Declare a cleanup helper `fnp(type **)` that calls `fn(type *)` when non-NULL. */
-#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, fn)                                                      \
-	static inline void fn##p(type *p)                                                          \
-	{                                                                                          \
-		if (*p)                                                                            \
-			fn(*p);                                                                    \
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, fn) \
+	static inline void fn##p(type *p)     \
+	{                                     \
+		if (*p)                       \
+			fn(*p);               \
 	}
 
 static inline void freep(void *p)
@@ -45,6 +45,6 @@ static inline void freep(void *p)
 /* <sys/param.h> may have defined these already, with the same meaning. */
 #undef MIN
 #undef MAX
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
-#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define MIN(a, b)	 ((a) < (b) ? (a) : (b))
+#define MAX(a, b)	 ((a) > (b) ? (a) : (b))
 #define CLAMP(x, lo, hi) MIN(MAX((x), (lo)), (hi))

@@ -24,8 +24,8 @@
 #define OCSP_REQUEST_MAX_BYTES 16384
 
 struct ocsp_request {
-	struct certid id;  /* the (single) CertID asked for */
-	bool has_nonce;    /* the request carries the nonce extension (answered from cache anyway) */
+	struct certid id; /* the (single) CertID asked for */
+	bool has_nonce;	  /* the request carries the nonce extension (answered from cache anyway) */
 	bool has_other_ext;
 };
 
@@ -55,45 +55,45 @@ const char *ocsp_response_status_name(int response_status);
 
 /* What the validator is told to accept. */
 struct ocsp_policy {
-	int64_t max_skew_s;          /* thisUpdate may be at most this far in the future (default 300) */
-	int64_t default_validity_s;  /* nextUpdate absent: 0 = reject, else thisUpdate + this */
-	bool allow_revoked;          /* revoked is a valid answer to staple (default true) */
+	int64_t max_skew_s; /* thisUpdate may be at most this far in the future (default 300) */
+	int64_t default_validity_s; /* nextUpdate absent: 0 = reject, else thisUpdate + this */
+	bool allow_revoked;	    /* revoked is a valid answer to staple (default true) */
 };
 
 /* Failed checks, as bits of the `failures` out-parameter. */
 enum ocsp_check {
-	OCSP_CHECK_PARSE = 1u << 0,          /* not a DER OCSPResponse / BasicOCSPResponse */
+	OCSP_CHECK_PARSE = 1u << 0,	      /* not a DER OCSPResponse / BasicOCSPResponse */
 	OCSP_CHECK_RESPONSE_STATUS = 1u << 1, /* not successful (tryLater, unauthorized, …) */
-	OCSP_CHECK_SIGNATURE = 1u << 2,      /* signature does not verify with the signer's key */
-	OCSP_CHECK_SIGNER = 1u << 3,         /* signer is neither the issuer nor a delegated signer
-						of it (with id-kp-OCSPSigning) */
+	OCSP_CHECK_SIGNATURE = 1u << 2,	      /* signature does not verify with the signer's key */
+	OCSP_CHECK_SIGNER = 1u << 3,	      /* signer is neither the issuer nor a delegated signer
+						 of it (with id-kp-OCSPSigning) */
 	OCSP_CHECK_SIGNER_VALIDITY = 1u << 4, /* delegated signer certificate not valid at `now` */
-	OCSP_CHECK_COUNT = 1u << 5,          /* not exactly one SingleResponse */
-	OCSP_CHECK_CERTID = 1u << 6,         /* the SingleResponse is not for the expected CertID */
-	OCSP_CHECK_STATUS = 1u << 7,         /* cert status unknown, or revoked and not allowed */
+	OCSP_CHECK_COUNT = 1u << 5,	      /* not exactly one SingleResponse */
+	OCSP_CHECK_CERTID = 1u << 6,	     /* the SingleResponse is not for the expected CertID */
+	OCSP_CHECK_STATUS = 1u << 7,	     /* cert status unknown, or revoked and not allowed */
 	OCSP_CHECK_NOT_YET_VALID = 1u << 8,  /* thisUpdate > now + max_skew */
 	OCSP_CHECK_NO_NEXT_UPDATE = 1u << 9, /* nextUpdate absent and no default validity */
-	OCSP_CHECK_EXPIRED = 1u << 10,       /* nextUpdate <= now */
-	OCSP_CHECK_NO_ISSUER = 1u << 11,     /* no issuer given: the signature could not be checked */
+	OCSP_CHECK_EXPIRED = 1u << 10,	     /* nextUpdate <= now */
+	OCSP_CHECK_NO_ISSUER = 1u << 11, /* no issuer given: the signature could not be checked */
 };
 /* Name of a single check bit, e.g. "signature". */
 const char *ocsp_check_name(unsigned check_bit);
 
 /* What a response says, filled as far as it could be parsed. */
 struct ocsp_info {
-	int response_status;            /* -1 if not even the outer structure parsed */
+	int response_status; /* -1 if not even the outer structure parsed */
 	enum ocsp_cert_status cert_status;
-	int revocation_reason;          /* CRLReason, -1 if absent */
+	int revocation_reason; /* CRLReason, -1 if absent */
 	int64_t revocation_unix;
 	int64_t produced_at_unix;
 	int64_t this_update_unix;
-	int64_t next_update_unix;       /* effective: the default validity applied if absent */
+	int64_t next_update_unix; /* effective: the default validity applied if absent */
 	bool next_update_present;
 	size_t single_count;
-	bool signer_is_issuer;          /* signed by the CA key itself */
-	bool signer_delegated;          /* signed by an id-kp-OCSPSigning certificate of the CA */
-	char signer[256];               /* subject of the signing certificate, "" if unknown */
-	struct certid id;               /* CertID of the first SingleResponse */
+	bool signer_is_issuer; /* signed by the CA key itself */
+	bool signer_delegated; /* signed by an id-kp-OCSPSigning certificate of the CA */
+	char signer[256];      /* subject of the signing certificate, "" if unknown */
+	struct certid id;      /* CertID of the first SingleResponse */
 	bool has_id;
 };
 
@@ -113,8 +113,9 @@ struct ocsp_info {
  * (ret_failures = OCSP_CHECK_PARSE), -EPROTO if parsed but some check failed.
  */
 int ocsp_response_check(const uint8_t *der, size_t len, const struct pki_cert *issuer,
-			const struct certid *expect, int64_t now_unix, const struct ocsp_policy *policy,
-			struct ocsp_info *ret_info, uint32_t *ret_failures);
+			const struct certid *expect, int64_t now_unix,
+			const struct ocsp_policy *policy, struct ocsp_info *ret_info,
+			uint32_t *ret_failures);
 
 /* Default policy: skew 300 s, nextUpdate required, revoked allowed. */
 void ocsp_policy_default(struct ocsp_policy *p);

@@ -37,7 +37,7 @@ int http_date_parse(const char *s, size_t len, int64_t *ret_unix);
 struct ocsp_http_meta {
 	int64_t this_update_unix; /* Last-Modified */
 	int64_t next_update_unix; /* Expires */
-	uint64_t etag;            /* strong ETag: a hash of the DER, rendered as 16 hex digits */
+	uint64_t etag;		  /* strong ETag: a hash of the DER, rendered as 16 hex digits */
 };
 /* ETag value for a DER body (first 8 bytes of its SHA-256, big-endian). */
 uint64_t ocsp_http_etag(const uint8_t *der, size_t len);
@@ -51,7 +51,11 @@ uint64_t ocsp_http_etag(const uint8_t *der, size_t len);
  *   (the latter only for HTTP/1.0 keep-alive clients, as `conn` says).
  * `max_age_cap_s` (> 0) lowers max-age further (e.g. to the time until the next refresh).
  */
-enum ocsp_http_conn { OCSP_HTTP_CONN_DEFAULT, OCSP_HTTP_CONN_CLOSE, OCSP_HTTP_CONN_KEEP_ALIVE };
+enum ocsp_http_conn {
+	OCSP_HTTP_CONN_DEFAULT,
+	OCSP_HTTP_CONN_CLOSE,
+	OCSP_HTTP_CONN_KEEP_ALIVE
+};
 void ocsp_http_render_200(struct buf *out, const struct ocsp_http_meta *m, size_t body_len,
 			  int64_t now_unix, int64_t max_age_cap_s, enum ocsp_http_conn conn);
 /* The same for 304 Not Modified (no body, no Content-Length). */

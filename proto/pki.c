@@ -207,7 +207,6 @@ void pki_cert_compact(struct pki_cert *c)
 	c->x509 = NULL;
 }
 
-
 /* The parsed certificate: the kept one, or one decoded into *tmp (freed by the caller). */
 static X509 *cert_x509(const struct pki_cert *c, X509 **tmp)
 {

@@ -75,4 +75,5 @@ int pki_certid(const struct pki_cert *c, const struct pki_cert *issuer, enum cer
  * certificate alone; used to recognise requests for any serial of a known issuer.
  */
 int pki_issuer_hashes(const struct pki_cert *issuer, enum certid_alg alg,
-		      uint8_t ret_name_hash[CERTID_HASH_MAX], uint8_t ret_key_hash[CERTID_HASH_MAX]);
+		      uint8_t ret_name_hash[CERTID_HASH_MAX],
+		      uint8_t ret_key_hash[CERTID_HASH_MAX]);

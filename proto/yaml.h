@@ -20,12 +20,12 @@ enum yaml_kind {
 
 struct yaml_node {
 	enum yaml_kind kind;
-	int line;                 /* 1-based line where the node starts */
-	char *scalar;             /* YAML_SCALAR: NUL-terminated value ("" for empty/null) */
-	int quoted;               /* YAML_SCALAR: 1 if it was quoted (so "null"/"~" are strings) */
-	size_t n;                 /* YAML_MAP: pairs; YAML_SEQ: items */
-	char **keys;              /* YAML_MAP: keys (scalars only) */
-	int *key_lines;           /* YAML_MAP: line of each key */
+	int line;		  /* 1-based line where the node starts */
+	char *scalar;		  /* YAML_SCALAR: NUL-terminated value ("" for empty/null) */
+	int quoted;		  /* YAML_SCALAR: 1 if it was quoted (so "null"/"~" are strings) */
+	size_t n;		  /* YAML_MAP: pairs; YAML_SEQ: items */
+	char **keys;		  /* YAML_MAP: keys (scalars only) */
+	int *key_lines;		  /* YAML_MAP: line of each key */
 	struct yaml_node **items; /* YAML_MAP: values; YAML_SEQ: items */
 };
 

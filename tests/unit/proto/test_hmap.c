@@ -50,7 +50,10 @@ static void test_basic(void **state)
 static void test_model(void **state)
 {
 	(void)state;
-	enum { KEYS = 300, STEPS = 60000 };
+	enum {
+		KEYS = 300,
+		STEPS = 60000
+	};
 	static struct item items[KEYS];
 	for (int i = 0; i < KEYS; i++) {
 		items[i].len = (size_t)snprintf(items[i].key, sizeof(items[i].key), "k%d", i);
