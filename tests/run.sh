@@ -7,7 +7,10 @@
 #   3. builds ./build-asan with ASan+UBSan and --werror, runs the unit, fuzz and integration suites;
 #   4. prints a summary; the last line is exactly "N passed, N failed" (", N skipped" if any).
 # Exits non-zero if a build or a test failed.
+#   5. checks formatting with clang-format, builds the libFuzzer targets with clang and fuzzes each
+#      for FUZZ_SECONDS (default 15);
 # Environment: JOBS (parallel tests, default nproc), SKIP_ASAN=1 (only the first tree),
+#              SKIP_FUZZ=1 (no libFuzzer stage),
 #              BUILD_DIR / ASAN_BUILD_DIR (default build / build-asan),
 #              WERROR=0 (local triage only: build without --werror),
 #              MESON_TEST_ARGS (extra arguments for both `meson test` runs).
@@ -104,15 +107,72 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
 		-Db_sanitize=address,undefined -Db_lundef=false
 fi
 
+# Formatting (STYLE.md §7): every C file as .clang-format says, with clang-format 14.
+extra_pass=0
+extra_fail=0
+log "clang-format check"
+if command -v clang-format >/dev/null 2>&1; then
+	bad=()
+	while IFS= read -r f; do
+		clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || bad+=("$f")
+	done < <(git ls-files '*.c' '*.h' 2>/dev/null || find cmd node cache proto gossip tests -name '*.[ch]')
+	if [ ${#bad[@]} -eq 0 ]; then
+		extra_pass=$((extra_pass + 1))
+		summary+=("clang-format: all files formatted")
+	else
+		extra_fail=$((extra_fail + 1))
+		summary+=("clang-format: FAILED: ${bad[*]}")
+	fi
+else
+	extra_fail=$((extra_fail + 1))
+	summary+=("clang-format: not installed")
+fi
+
+# libFuzzer: every fuzz target built with clang (-fsanitize=fuzzer on top of ASan+UBSan) and run
+# for FUZZ_SECONDS from a scratch copy of its corpus. New crashes fail the run; the corpus replay
+# in the suites above keeps them as regression tests once added to tests/fuzz/corpus/.
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+	fuzz_dir=${FUZZ_BUILD_DIR:-build-fuzz}
+	log "libFuzzer: configure and build ($fuzz_dir)"
+	if CC=clang setup_tree "$fuzz_dir" -Dfuzzing=true -Db_sanitize=address,undefined \
+		-Db_lundef=false -Dtests=true && ninja -C "$fuzz_dir" >"$fuzz_dir.build.log" 2>&1; then
+		rm -f "$fuzz_dir.build.log"
+		for bin in "$fuzz_dir"/tests/fuzz/fuzz_*; do
+			[ -x "$bin" ] || continue
+			name=${bin##*/fuzz_}
+			scratch=$(mktemp -d)
+			cp -r "tests/fuzz/corpus/$name/." "$scratch/" 2>/dev/null
+			if (cd "$scratch" && "$root/$bin" -max_total_time="${FUZZ_SECONDS:-15}" \
+				-rss_limit_mb=2048 -timeout=10 "$scratch" >"$scratch/log" 2>&1); then
+				extra_pass=$((extra_pass + 1))
+				summary+=("fuzz $name: $(grep -o 'Done [0-9]* runs' "$scratch/log" | tail -1)")
+			else
+				extra_fail=$((extra_fail + 1))
+				tail -30 "$scratch/log"
+				mkdir -p fuzz-findings && cp "$scratch"/crash-* "$scratch"/leak-* \
+					"$scratch"/timeout-* fuzz-findings/ 2>/dev/null
+				summary+=("fuzz $name: FAILED (inputs saved in fuzz-findings/)")
+			fi
+			rm -rf "$scratch"
+		done
+	else
+		cat "$fuzz_dir.build.log" 2>/dev/null | tail -30
+		extra_fail=$((extra_fail + 1))
+		summary+=("libFuzzer build: FAILED")
+	fi
+fi
+
 log "summary ($(($(date +%s) - start_s)) s)"
 for line in "${summary[@]}"; do
 	echo "$line"
 done
-python3 - "$build_failures" "${tested_dirs[@]}" <<'PY'
+python3 - "$build_failures" "$extra_pass" "$extra_fail" "${tested_dirs[@]}" <<'PY'
 import json, os, sys
 p = f = s = 0
 f += int(sys.argv[1])
-for path in sys.argv[2:]:
+p += int(sys.argv[2])
+f += int(sys.argv[3])
+for path in sys.argv[4:]:
     if not os.path.exists(path):
         f += 1  # `meson test` itself failed before writing its log
         continue
