@@ -47,16 +47,22 @@ int store_load(struct store *s,
 
 /*
  * Queues an atomic write of `data` (copied) to <dir>/<name>. `name` must be a plain file name
- * ([A-Za-z0-9._-], no '/'), ending in ".der". Errors: -EINVAL bad name; -ECANCELED closing.
+ * ([A-Za-z0-9._-], no '/', no leading '.', at most 200 bytes), ending in ".der". A newer put or
+ * del of the same name replaces one still queued. Errors: -EINVAL bad name, or an outputs-only
+ * store; -EMSGSIZE data over 1 MiB (store_load would skip it); -ENOBUFS 100,000 operations
+ * already pending; -ECANCELED closing.
  */
 int store_put(struct store *s, const char *name, const uint8_t *data, size_t len);
-/* Queues removal of <dir>/<name> (missing is fine). Errors as store_put. */
+/* Queues removal of <dir>/<name> (missing is fine). Errors as store_put (but -EMSGSIZE). */
 int store_del(struct store *s, const char *name);
 
 /*
  * Queues an atomic write of `data` to an arbitrary absolute path (an output file); `mode` is the
  * file mode (e.g. 0644). on_done (may be NULL) is called on the loop with 0 or -errno once the
- * write has completed or failed. Errors: -EINVAL relative path; -ECANCELED closing.
+ * write has completed or failed (a write replaced by a newer one to the same path reports the
+ * newer one's result). Errors: -EINVAL relative path, a path ending in '/', '.' or '..', or
+ * mode bits outside 07777; -ENOBUFS too many pending; -ECANCELED closing. The temporary file
+ * is made next to `path`; a symlink at `path` is replaced, not followed.
  */
 int store_write_file(struct store *s, const char *path, const uint8_t *data, size_t len,
 		     unsigned mode, void (*on_done)(int err, void *ud), void *ud);

@@ -68,6 +68,11 @@ enum http1_result {
  * Returns HTTP1_COMPLETE or HTTP1_INCOMPLETE; with `headers_only`, returns HTTP1_HEADERS_DONE as
  * soon as the headers are complete (so the server can answer "100-continue" or refuse an
  * oversize Content-Length early) with body fields unset.
+ * Stricter than the minimum, as RFC 9112 allows: HTTP/1.1 without Host, Transfer-Encoding on
+ * an HTTP/1.0 request, and chunked not last (or twice) are -EBADMSG; empty lines before the
+ * request line are skipped. Chunk framing (size lines, extensions) may take at most
+ * max_header_bytes (-EFBIG beyond), and trailers count against the header limits, so tiny
+ * chunks cannot make re-parsing expensive. With headers_only, *ret_consumed is the header length.
  * Errors (the connection must be answered with an error and closed):
  *   -EBADMSG   malformed request line, header, chunk, or conflicting lengths (400)
  *   -EMSGSIZE  header block over max_header_bytes or too many headers (431)
