@@ -65,7 +65,8 @@ struct cache_resp {
 	uint8_t der[]; /* the DER OCSPResponse, served as is */
 };
 
-/* Errors: -EINVAL bad config (lo/hi outside [0,1] or lo > hi, thresholds not decreasing). */
+/* Errors: -EINVAL bad config (lo/hi outside [0,1] or lo > hi, thresholds not decreasing,
+ * backoff_base_s < 1, backoff_max_s < backoff_base_s, negative min interval, max_bytes 0). */
 int cache_new(const struct cache_config *cfg, struct cache **ret);
 void cache_free(struct cache *c);
 

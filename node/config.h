@@ -94,7 +94,8 @@ int config_validate(const struct config *c, char *errbuf, size_t errlen);
 struct sockaddr_storage;
 int config_parse_addr(const char *s, struct sockaddr_storage *ret);
 
-/* Parses durations "250ms", "10s", "5m", "2h", "1d" (bare numbers are seconds). */
+/* Parses durations "250ms", "10s", "5m", "2h", "1d" (bare numbers are seconds).
+ * Errors: -EINVAL malformed or negative; -ERANGE overflow. (Same for sizes.) */
 int config_parse_duration_ms(const char *s, uint64_t *ret_ms);
 /* Parses sizes "512", "64k", "16KiB", "256MiB", "1g". */
 int config_parse_size(const char *s, size_t *ret);

@@ -2,10 +2,10 @@
 /*
  * A strict YAML subset for stapled's configuration file (see docs/decisions/0002-yaml-subset.md):
  * block mappings and block sequences nested by indentation (spaces only), flow sequences of
- * scalars ([a, b]), plain, 'single' and "double" quoted scalars (with \" \\ \n \t \uXXXX
- * escapes), comments, an optional leading "---". No anchors, aliases, tags, multi-document
- * streams, flow mappings or block scalars (| >): those are rejected with a clear error, never
- * misread. Pure.
+ * scalars ([a, b]), plain, 'single' and "double" quoted scalars (with \" \\ \/ \n \t \r \uXXXX
+ * escapes; \0 and \u0000 are rejected because scalars are C strings), comments, an optional leading
+ * "---". No anchors, aliases, tags, multi-document streams, flow mappings or block scalars (| >):
+ * those are rejected with a clear error, never misread. Pure.
  */
 #pragma once
 
