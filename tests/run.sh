@@ -138,7 +138,7 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
 		-Db_lundef=false -Dtests=true && ninja -C "$fuzz_dir" >"$fuzz_dir.build.log" 2>&1; then
 		rm -f "$fuzz_dir.build.log"
 		for bin in "$fuzz_dir"/tests/fuzz/fuzz_*; do
-			[ -x "$bin" ] || continue
+			[ -f "$bin" ] && [ -x "$bin" ] || continue
 			name=${bin##*/fuzz_}
 			scratch=$(mktemp -d)
 			cp -r "tests/fuzz/corpus/$name/." "$scratch/" 2>/dev/null
