@@ -640,6 +640,7 @@ out_loop:
 	}
 	metrics_done(&n->m);
 	config_done(&n->cfg);
+	free(n->req_memo);
 	free(n);
 	return rc;
 }

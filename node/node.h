@@ -119,6 +119,7 @@ struct node {
 	bool stopping;
 	int exit_code;
 	uint64_t rng[2]; /* xorshift128+ state, seeded from getrandom */
+	void *req_memo;	 /* responder.c: request bytes -> CertID memo */
 
 	/* Reload support: rebuilds the config from file and flags. */
 	int (*load_config)(struct config *out, void *ud, char *err, size_t errlen);

@@ -18,11 +18,82 @@
 #include "node/log.h"
 #include "node/node.h"
 #include "node/server.h"
+#include "proto/hmap.h"
 #include "proto/mem.h"
 #include "proto/ocsp_http.h"
 
 /* How long a request for a known certificate without a response waits for its fetch. */
 #define WAIT_MS 3000
+
+/*
+ * Request memo. Web servers ask for a certificate with byte-identical requests (no nonce), so the
+ * exact bytes of a GET target or POST body that decoded successfully are remembered with their
+ * CertID in a small direct-mapped table: a repeat skips percent-decoding, base64 and OpenSSL's
+ * DER parse, the bulk of the user-space work per request. A hit compares every byte, so the memo
+ * can only ever return what decoding those bytes returned.
+ */
+#define MEMO_SLOTS   128
+#define MEMO_MAX_KEY 320
+
+struct memo_slot {
+	uint64_t hash;
+	uint16_t len;
+	bool is_post;
+	struct ocsp_request req;
+	uint8_t key[MEMO_MAX_KEY];
+};
+
+static struct memo_slot *memo_find(struct memo_slot *memo, const void *key, size_t len,
+				   bool is_post, uint64_t *ret_hash)
+{
+	uint64_t h = hmap_hash(key, len) ^ (is_post ? 0x9e3779b97f4a7c15ull : 0);
+	*ret_hash = h;
+	struct memo_slot *m = &memo[h % MEMO_SLOTS];
+	if (m->hash == h && m->len == len && m->is_post == is_post && memcmp(m->key, key, len) == 0)
+		return m;
+	return NULL;
+}
+
+static void memo_put(struct memo_slot *memo, const void *key, size_t len, bool is_post, uint64_t h,
+		     const struct ocsp_request *req)
+{
+	if (len > MEMO_MAX_KEY)
+		return;
+	struct memo_slot *m = &memo[h % MEMO_SLOTS];
+	m->hash = h;
+	m->len = (uint16_t)len;
+	m->is_post = is_post;
+	m->req = *req;
+	memcpy(m->key, key, len);
+}
+
+/* Decodes the OCSP request of a GET target or POST body, through the memo. */
+static int decode_request(struct node *n, const struct http1_request *req, struct ocsp_request *ret)
+{
+	if (!n->req_memo)
+		n->req_memo = xcalloc(MEMO_SLOTS, sizeof(struct memo_slot));
+	struct memo_slot *memo = n->req_memo;
+	bool is_post = req->method == HTTP1_POST;
+	const void *key = is_post ? (const void *)req->body : (const void *)req->target.p;
+	size_t len = is_post ? req->body_len : req->target.len;
+	uint64_t h;
+	struct memo_slot *m = memo_find(memo, key, len, is_post, &h);
+	if (m) {
+		*ret = m->req;
+		return 0;
+	}
+	int r;
+	if (is_post) {
+		r = ocsp_request_parse(req->body, req->body_len, ret);
+	} else {
+		struct buf der = BUF_INIT;
+		r = ocsp_http_get_decode(req->target.p, req->target.len, &der, ret);
+		buf_done(&der);
+	}
+	if (r == 0)
+		memo_put(memo, key, len, is_post, h, ret);
+	return r;
+}
 
 static enum ocsp_http_conn conn_mode(bool keep_alive, bool http10)
 {
@@ -223,13 +294,11 @@ enum handler_result responder_handle_ocsp(struct node *n, struct conn *c,
 	int r;
 
 	if (req->method == HTTP1_POST) {
-		r = ocsp_request_parse(req->body, req->body_len, &oreq);
+		r = decode_request(n, req, &oreq);
 	} else if (req->method == HTTP1_GET || head) {
 		if (health_routes(n, req, out))
 			return HANDLER_DONE;
-		struct buf der = BUF_INIT;
-		r = ocsp_http_get_decode(req->target.p, req->target.len, &der, &oreq);
-		buf_done(&der);
+		r = decode_request(n, req, &oreq);
 	} else {
 		buf_printf(out,
 			   "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST\r\n"

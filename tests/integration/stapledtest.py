@@ -506,6 +506,14 @@ class Env:
         elif upstream == "openssl":
             self.upstream = OpensslResponder(self, up_port, validity_min, upstream_args)
         self.nodes = []
+        self.extra_upstreams = []
+
+    def add_upstream(self, validity_min=60, extra_args=()):
+        """One more tests/tools upstream on the same PKI (a second responder for failover
+        tests), stopped with the environment."""
+        up = PyUpstream(self, free_port(), validity_min, extra_args)
+        self.extra_upstreams.append(up)
+        return up
 
     def stapled(self, certificates=(), config=None, name=None, **kw):
         cfg = {
@@ -603,6 +611,8 @@ class Env:
                 n.stop()
         if self.upstream:
             self.upstream.stop()
+        for up in getattr(self, "extra_upstreams", ()):
+            up.stop()
         if failed or os.environ.get("KEEP_TMP"):
             print("# logs kept in %s" % self.dir)
             for n in self.nodes:

@@ -10,16 +10,20 @@ signed and reflect the current index.txt. Other modes misbehave on demand (see M
 Control API on the same port:
   GET  /_control/stats   -> {"total": n, "by_serial": {"2001": n}, "by_mode": {...}, "mode": ...}
   POST /_control/mode    <- {"mode": "...", "seconds": n, "file": path, "serials": ["2001"],
-                             "count": n, "retry_after": n, "cache_control": "..."}
+                             "count": n, "retry_after": n, "cache_control": "...",
+                             "validity_sec": n, "etag": "..."}
      "serials" limits the mode to those serials (others keep the global mode); "count" makes the
      mode expire after that many requests (then the previous setting applies again).
   POST /_control/reset   -> clears the counters (the first-response memory of replay_oldest stays)
-Files: GET /int.der, /root.der (caIssuers) are served from the PKI directory.
+Files: GET /int.der, /root.der (caIssuers) are served from the PKI directory (and logged).
+
+With an "etag" (--etag), answers carrying a response send that ETag, and a request whose
+If-None-Match names it gets 304 Not Modified instead (modes openssl, delay, cached, dir, crafted).
 
 Every request is appended as one JSON line to --log: method, path, version, headers, the CertID
 serial(s) and hash algorithm, the mode used and the status sent.
 
-Only the "expired" mode needs python3-cryptography; when this interpreter lacks it, the script
+Only the "expired", "notyetvalid" and "crafted" modes need python3-cryptography; when this interpreter lacks it, the script
 re-runs itself under /usr/bin/python3 (Debian's package) to craft that response.
 """
 
@@ -40,7 +44,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODES = (
     "openssl",  # a real answer from `openssl ocsp`
-    "http500", "http404",  # HTTP errors
+    "http500", "http404", "http503",  # HTTP errors
     "trylater", "unauthorized", "malformed", "internalerror",  # OCSP error statuses
     "garbage",  # 200 with random non-DER bytes
     "empty",  # 200 with an empty body
@@ -56,6 +60,7 @@ MODES = (
     "replay_oldest",  # the first response ever served for that serial (rollback)
     "cached",  # the DER file "file", whatever was asked
     "dir",  # "<dir>/<SERIALHEX>.der" (upper-case hex), unauthorized when absent
+    "crafted",  # a correctly signed response valid from now for "validity_sec" seconds
 )
 
 OCSP_STATUS_BODY = {
@@ -210,7 +215,8 @@ class State:
         self.lock = threading.Lock()
         self.mode = {"mode": args.mode, "seconds": args.delay, "file": args.file,
                      "dir": args.dir, "retry_after": args.retry_after,
-                     "cache_control": args.cache_control}
+                     "cache_control": args.cache_control, "validity_sec": args.validity_sec,
+                     "etag": args.etag}
         self.by_serial_mode = {}  # serial -> (mode dict, remaining count or None)
         self.global_count = None
         self.global_prev = None
@@ -248,7 +254,9 @@ class State:
              "file": req.get("file", self.args.file),
              "dir": req.get("dir", self.args.dir),
              "retry_after": req.get("retry_after", self.args.retry_after),
-             "cache_control": req.get("cache_control", self.args.cache_control)}
+             "cache_control": req.get("cache_control", self.args.cache_control),
+             "validity_sec": int(req.get("validity_sec", self.args.validity_sec)),
+             "etag": req.get("etag", self.args.etag)}
         count = req.get("count")
         with self.lock:
             if req.get("serials"):
@@ -380,6 +388,11 @@ class Handler(BaseHTTPRequestHandler):
         if body is None and self.st.args.pki and self.path in ("/int.der", "/root.der"):
             with open(os.path.join(self.st.args.pki, self.path[1:]), "rb") as f:
                 self.send_body(200, f.read(), "application/pkix-cert")
+            self.st.write_log({"time": time.time(), "method": self.command, "path": self.path,
+                               "version": self.request_version,
+                               "headers": dict(self.headers.items()), "serials": [],
+                               "hashes": [], "mode": "file", "peer": self.client_address[1],
+                               "status": 200})
             return
         der = self.request_der(body)
         certids = []
@@ -411,9 +424,22 @@ class Handler(BaseHTTPRequestHandler):
         if mode == "malformed_request":
             self.send_body(200, OCSP_STATUS_BODY["malformed"])
             return 200
+        if m.get("etag") and mode in ("openssl", "delay", "cached", "dir", "crafted"):
+            extra["ETag"] = m["etag"]
+            inm = self.headers.get("If-None-Match", "")
+            if m["etag"] in [v.strip() for v in inm.split(",")]:
+                self.send_response(304)
+                for k, v in extra.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.flush()
+                return 304
         if mode == "http500":
             self.send_body(500, b"internal error\n", "text/plain", err_extra)
             return 500
+        if mode == "http503":
+            self.send_body(503, b"service unavailable\n", "text/plain", err_extra)
+            return 503
         if mode == "http404":
             self.send_body(404, b"not found\n", "text/plain", err_extra)
             return 404
@@ -450,9 +476,10 @@ class Handler(BaseHTTPRequestHandler):
             with open(path, "rb") as f:
                 self.send_body(200, f.read(), extra=extra)
             return 200
-        if mode in ("expired", "notyetvalid"):
+        if mode in ("expired", "notyetvalid", "crafted"):
             hash_name, serial = certids[0]
-            offset, validity = (-7200, 3600) if mode == "expired" else (3600, 7200)
+            offset, validity = {"expired": (-7200, 3600), "notyetvalid": (3600, 7200),
+                                "crafted": (0, m.get("validity_sec") or 60)}[mode]
             resp = craft_via_subprocess(args.pki, args.index, serial, hash_name, offset, validity)
             self.send_body(200, resp, extra=extra)
             return 200
@@ -506,12 +533,16 @@ def main():
     ap.add_argument("--port", type=int, default=0, help="0: pick one, print 'PORT n'")
     ap.add_argument("--validity-min", type=int, default=60, help="nextUpdate - thisUpdate")
     ap.add_argument("--validity-days", type=int, default=0, help="overrides --validity-min")
+    ap.add_argument("--validity-sec", type=int, default=60,
+                    help="nextUpdate - thisUpdate of mode crafted (openssl counts minutes)")
     ap.add_argument("--mode", default="openssl", choices=MODES)
     ap.add_argument("--delay", type=float, default=3.0, help="seconds for mode delay")
     ap.add_argument("--file", help="DER file for mode cached")
     ap.add_argument("--dir", help="directory of <SERIAL>.der files for mode dir")
     ap.add_argument("--retry-after", type=int, default=0, help="Retry-After on errors")
     ap.add_argument("--cache-control", default="", help="Cache-Control on answers")
+    ap.add_argument("--etag", default="", help='ETag on answers (quoted: \'"v1"\'); '
+                    "a matching If-None-Match gets 304")
     ap.add_argument("--log", help="JSON-lines request log")
     ap.add_argument("--openssl", default=shutil.which("openssl") or "openssl")
     args = ap.parse_args()
