@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "proto/certid.h"
+#include "proto/ossl.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -74,25 +75,6 @@ char *certid_short(const struct certid *id, char out[CERTID_SHORT_MAX])
 	return out;
 }
 
-/* Writes a DER tag and definite length; every length here is below 65536. */
-static size_t der_header(uint8_t *p, uint8_t tag, size_t len)
-{
-	p[0] = tag;
-	if (len < 0x80) {
-		p[1] = (uint8_t)len;
-		return 2;
-	}
-	if (len < 0x100) {
-		p[1] = 0x81;
-		p[2] = (uint8_t)len;
-		return 3;
-	}
-	p[1] = 0x82;
-	p[2] = (uint8_t)(len >> 8);
-	p[3] = (uint8_t)len;
-	return 4;
-}
-
 static size_t der_header_len(size_t len)
 {
 	return len < 0x80 ? 2 : len < 0x100 ? 3 : 4;
@@ -115,19 +97,19 @@ int certid_encode(const struct certid *id, uint8_t *out, size_t cap)
 		return -EMSGSIZE;
 
 	uint8_t *p = out;
-	p += der_header(p, 0x30, body);
-	p += der_header(p, 0x30, alg_body);
+	p += ossl_der_header(p, 0x30, body);
+	p += ossl_der_header(p, 0x30, alg_body);
 	memcpy(p, oid, oid_len);
 	p += oid_len;
 	*p++ = 0x05;
 	*p++ = 0x00;
-	p += der_header(p, 0x04, hl);
+	p += ossl_der_header(p, 0x04, hl);
 	memcpy(p, id->name_hash, hl);
 	p += hl;
-	p += der_header(p, 0x04, hl);
+	p += ossl_der_header(p, 0x04, hl);
 	memcpy(p, id->key_hash, hl);
 	p += hl;
-	p += der_header(p, 0x02, id->serial_len);
+	p += ossl_der_header(p, 0x02, id->serial_len);
 	memcpy(p, id->serial, id->serial_len);
 	p += id->serial_len;
 	return (int)(p - out);

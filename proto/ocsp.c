@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "proto/ocsp.h"
 #include "proto/pki_internal.h"
+#include "proto/ossl.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -20,14 +21,7 @@
 DEFINE_TRIVIAL_CLEANUP_FUNC(OCSP_REQUEST *, OCSP_REQUEST_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(OCSP_RESPONSE *, OCSP_RESPONSE_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(OCSP_BASICRESP *, OCSP_BASICRESP_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(X509 *, X509_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(BIO *, BIO_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(EXTENDED_KEY_USAGE *, EXTENDED_KEY_USAGE_free);
-
-static void openssl_freep(unsigned char **p)
-{
-	OPENSSL_free(*p);
-}
 
 /* Content octets of a DER INTEGER as OpenSSL re-encodes it (minimal two's complement). */
 static int integer_content(const ASN1_INTEGER *i, uint8_t *out, size_t cap, size_t *ret_len)
@@ -136,25 +130,6 @@ int ocsp_request_parse(const uint8_t *der, size_t len, struct ocsp_request *ret)
 	return 0;
 }
 
-/* Writes a DER tag and definite length (every length here is below 65536). */
-static size_t der_header(uint8_t *p, uint8_t tag, size_t len)
-{
-	p[0] = tag;
-	if (len < 0x80) {
-		p[1] = (uint8_t)len;
-		return 2;
-	}
-	if (len < 0x100) {
-		p[1] = 0x81;
-		p[2] = (uint8_t)len;
-		return 3;
-	}
-	p[1] = 0x82;
-	p[2] = (uint8_t)(len >> 8);
-	p[3] = (uint8_t)len;
-	return 4;
-}
-
 int ocsp_request_encode(const struct certid *id, struct buf *out)
 {
 	uint8_t cid[256];
@@ -167,11 +142,11 @@ int ocsp_request_encode(const struct certid *id, struct buf *out)
 	size_t hdr_len[3];
 	size_t inner = (size_t)n;
 	for (int i = 2; i >= 0; i--) {
-		hdr_len[i] = der_header(hdr[i], 0x30, inner);
+		hdr_len[i] = ossl_der_header(hdr[i], 0x30, inner);
 		inner += hdr_len[i];
 	}
 	uint8_t top[4];
-	size_t top_len = der_header(top, 0x30, inner);
+	size_t top_len = ossl_der_header(top, 0x30, inner);
 
 	buf_append(out, top, top_len);
 	for (int i = 0; i < 3; i++)
@@ -276,50 +251,11 @@ void ocsp_policy_default(struct ocsp_policy *p)
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date, independent of any time zone. */
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	int64_t yoe = y - era * 400;
-	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-static int asn1_time_unix(const ASN1_TIME *t, int64_t *ret)
-{
-	struct tm tm;
-
-	/* ASN1_TIME_to_tm(NULL) would read the clock. */
-	if (!t)
-		return -EBADMSG;
-	if (!ASN1_TIME_to_tm(t, &tm)) {
-		ERR_clear_error();
-		return -EBADMSG;
-	}
-	*ret = days_from_civil(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday) * 86400 +
-	       tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec;
-	return 0;
-}
-
 static void name_rfc2253(const X509_NAME *name, char *out, size_t cap)
 {
-	out[0] = '\0';
-	_cleanup_(BIO_freep) BIO *bio = BIO_new(BIO_s_mem());
-	if (!bio) {
-		ERR_clear_error();
-		return;
-	}
-	if (X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) < 0) {
-		ERR_clear_error();
-		return;
-	}
-	char *p;
-	long n = BIO_get_mem_data(bio, &p);
-	if (n <= 0)
-		return;
-	size_t l = MIN((size_t)n, cap - 1);
-	memcpy(out, p, l);
+	_cleanup_free_ char *full = ossl_name_rfc2253(name);
+	size_t l = MIN(strlen(full), cap - 1);
+	memcpy(out, full, l);
 	out[l] = '\0';
 }
 
@@ -437,8 +373,8 @@ static uint32_t check_signer(OCSP_BASICRESP *bs, const struct pki_cert *issuer, 
 
 	info->signer_delegated = true;
 	int64_t nb, na;
-	if (asn1_time_unix(X509_get0_notBefore(signer), &nb) < 0 ||
-	    asn1_time_unix(X509_get0_notAfter(signer), &na) < 0 || now < nb || now > na)
+	if (ossl_time_unix(X509_get0_notBefore(signer), &nb) < 0 ||
+	    ossl_time_unix(X509_get0_notAfter(signer), &na) < 0 || now < nb || now > na)
 		f |= OCSP_CHECK_SIGNER_VALIDITY;
 	return f;
 }
@@ -465,7 +401,7 @@ static uint32_t check_single(OCSP_BASICRESP *bs, const struct certid *expect, in
 	case V_OCSP_CERTSTATUS_REVOKED:
 		info->cert_status = OCSP_CERT_REVOKED;
 		info->revocation_reason = reason;
-		if (asn1_time_unix(rev, &info->revocation_unix) < 0)
+		if (ossl_time_unix(rev, &info->revocation_unix) < 0)
 			f |= OCSP_CHECK_PARSE;
 		if (!policy->allow_revoked)
 			f |= OCSP_CHECK_STATUS;
@@ -479,14 +415,14 @@ static uint32_t check_single(OCSP_BASICRESP *bs, const struct certid *expect, in
 		return f | OCSP_CHECK_PARSE;
 	}
 
-	if (asn1_time_unix(this_update, &info->this_update_unix) < 0)
+	if (ossl_time_unix(this_update, &info->this_update_unix) < 0)
 		return f | OCSP_CHECK_PARSE;
 	if (info->this_update_unix > now + policy->max_skew_s)
 		f |= OCSP_CHECK_NOT_YET_VALID;
 
 	if (next_update) {
 		info->next_update_present = true;
-		if (asn1_time_unix(next_update, &info->next_update_unix) < 0)
+		if (ossl_time_unix(next_update, &info->next_update_unix) < 0)
 			return f | OCSP_CHECK_PARSE;
 	} else if (policy->default_validity_s > 0) {
 		info->next_update_unix = info->this_update_unix + policy->default_validity_s;
@@ -536,7 +472,7 @@ int ocsp_response_check(const uint8_t *der, size_t len, const struct pki_cert *i
 		f = OCSP_CHECK_PARSE;
 		goto out;
 	}
-	if (asn1_time_unix(OCSP_resp_get0_produced_at(bs), &info.produced_at_unix) < 0)
+	if (ossl_time_unix(OCSP_resp_get0_produced_at(bs), &info.produced_at_unix) < 0)
 		f |= OCSP_CHECK_PARSE;
 
 	int n = OCSP_resp_count(bs);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "proto/ocsp_http.h"
+#include "proto/civil.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -249,16 +250,6 @@ static const char month_names[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun"
 					"Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
 /* Days since 1970-01-01 of a proleptic Gregorian date, counted in 400-year eras. */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	unsigned yoe = (unsigned)(y - era * 400);			/* [0, 399] */
-	unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1; /* March-based */
-	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;		/* [0, 146096] */
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
 static void civil_from_days(int64_t z, int64_t *ret_y, unsigned *ret_m, unsigned *ret_d)
 {
 	z += 719468;
@@ -367,7 +358,7 @@ static int make_time(int64_t y, int mo, unsigned d, unsigned secs, int64_t *ret)
 	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 	if (mo == 2 && d == 29 && !leap)
 		return -EBADMSG;
-	*ret = days_from_civil(y, (unsigned)mo, d) * 86400 + secs;
+	*ret = civil_days(y, (unsigned)mo, d) * 86400 + secs;
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "proto/pki.h"
 #include "proto/pki_internal.h"
+#include "proto/ossl.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -46,55 +47,11 @@ struct pki_cert {
 	uint8_t issued_n, issued_next;
 };
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(X509 *, X509_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(BIO *, BIO_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(PKCS7 *, PKCS7_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(AUTHORITY_INFO_ACCESS *, AUTHORITY_INFO_ACCESS_free);
 DEFINE_TRIVIAL_CLEANUP_FUNC(TLS_FEATURE *, TLS_FEATURE_free);
 
-static void openssl_freep(unsigned char **p)
-{
-	OPENSSL_free(*p);
-}
-
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	int64_t yoe = y - era * 400;
-	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
 /* Unix seconds of an ASN1_TIME, without the local time zone; 0 if unparseable. */
-static int64_t time_unix(const ASN1_TIME *t)
-{
-	struct tm tm;
-
-	/* ASN1_TIME_to_tm(NULL) would read the clock. */
-	if (!t || !ASN1_TIME_to_tm(t, &tm)) {
-		ERR_clear_error();
-		return 0;
-	}
-	return days_from_civil(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday) * 86400 +
-	       tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec;
-}
-
-static char *name_rfc2253(const X509_NAME *name)
-{
-	_cleanup_(BIO_freep) BIO *bio = BIO_new(BIO_s_mem());
-	char *p;
-	long n;
-
-	if (!bio || X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253) < 0 ||
-	    (n = BIO_get_mem_data(bio, &p)) < 0) {
-		ERR_clear_error();
-		return xstrdup("");
-	}
-	return xstrndup(p, (size_t)n);
-}
-
 static void url_push(char ***urls, size_t *n, const GENERAL_NAME *gn)
 {
 	if (gn->type != GEN_URI)
@@ -168,6 +125,12 @@ static void read_serial(struct pki_cert *c)
 	ERR_clear_error();
 }
 
+static int64_t time_unix(const ASN1_TIME *t)
+{
+	int64_t v = 0;
+	return ossl_time_unix(t, &v) == 0 ? v : 0;
+}
+
 /* Takes ownership of x. NULL if the certificate cannot be re-encoded. */
 static struct pki_cert *cert_new(X509 *x)
 {
@@ -187,7 +150,7 @@ static struct pki_cert *cert_new(X509 *x)
 	unsigned int md_len = 0;
 	if (!EVP_Digest(c->der, c->der_len, c->fingerprint, &md_len, EVP_sha256(), NULL))
 		ERR_clear_error();
-	c->subject = name_rfc2253(X509_get_subject_name(x));
+	c->subject = ossl_name_rfc2253(X509_get_subject_name(x));
 	c->is_ca = (X509_get_extension_flags(x) & EXFLAG_CA) != 0;
 	c->must_staple = read_must_staple(x);
 	c->not_before = time_unix(X509_get0_notBefore(x));
