@@ -228,6 +228,16 @@ static struct pki_cert *find_issuer(struct inventory *inv, struct inv_leaf *l)
 
 /* ---- leaves ---- */
 
+static void leaf_free(struct inv_leaf *l)
+{
+	str_list_clear(&l->upstreams);
+	str_list_clear(&l->out_files);
+	if (l->chain_issuer)
+		pki_cert_unref(l->chain_issuer);
+	pki_cert_unref(l->cert);
+	free(l);
+}
+
 static struct inv_leaf *leaf_find(struct inventory *inv, const struct pki_cert *c)
 {
 	return hmap_get(&inv->leaves_by_fp, pki_cert_fingerprint(c), 32);
@@ -618,12 +628,7 @@ void inventory_scan(struct inventory *inv)
 		hmap_del(&inv->leaves_by_fp, pki_cert_fingerprint(l->cert), 32);
 		if (l->ei)
 			entry_drop(inv, l->ei);
-		str_list_clear(&l->upstreams);
-		str_list_clear(&l->out_files);
-		if (l->chain_issuer)
-			pki_cert_unref(l->chain_issuer);
-		pki_cert_unref(l->cert);
-		free(l);
+		leaf_free(l);
 	}
 	struct inv_file **fp = &inv->files;
 	while (*fp) {
@@ -670,12 +675,7 @@ static void inv_maybe_closed(struct inventory *inv)
 		return;
 	for (struct inv_leaf *l = inv->leaves, *next; l; l = next) {
 		next = l->next;
-		str_list_clear(&l->upstreams);
-		str_list_clear(&l->out_files);
-		if (l->chain_issuer)
-			pki_cert_unref(l->chain_issuer);
-		pki_cert_unref(l->cert);
-		free(l);
+		leaf_free(l);
 	}
 	for (struct inv_file *f = inv->files, *next; f; f = next) {
 		next = f->next;
