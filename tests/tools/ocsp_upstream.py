@@ -10,7 +10,7 @@ signed and reflect the current index.txt. Other modes misbehave on demand (see M
 Control API on the same port:
   GET  /_control/stats   -> {"total": n, "by_serial": {"2001": n}, "by_mode": {...}, "mode": ...}
   POST /_control/mode    <- {"mode": "...", "seconds": n, "file": path, "serials": ["2001"],
-                             "count": n, "retry_after": n, "cache_control": "...",
+                             "count": n, "retry_after": n or "HTTP-date", "cache_control": "...",
                              "validity_sec": n, "etag": "..."}
      "serials" limits the mode to those serials (others keep the global mode); "count" makes the
      mode expire after that many requests (then the previous setting applies again).
@@ -23,8 +23,9 @@ If-None-Match names it gets 304 Not Modified instead (modes openssl, delay, cach
 Every request is appended as one JSON line to --log: method, path, version, headers, the CertID
 serial(s) and hash algorithm, the mode used and the status sent.
 
-Only the "expired", "notyetvalid" and "crafted" modes need python3-cryptography; when this interpreter lacks it, the script
-re-runs itself under /usr/bin/python3 (Debian's package) to craft that response.
+Only the "expired", "notyetvalid" and "crafted" modes need python3-cryptography; when this
+interpreter lacks it, the script re-runs itself under /usr/bin/python3 (Debian's package) to
+craft that response.
 """
 
 import argparse
