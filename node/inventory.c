@@ -252,8 +252,9 @@ static void str_list_add_unique(struct str_list *l, const char *s)
 }
 
 /* Records one leaf found by the scan (creating or refreshing its record). */
-static void leaf_want(struct inventory *inv, struct pki_cert *cert, struct pki_cert *chain_issuer,
-		      const struct config_cert *opts, const char *path)
+static struct inv_leaf *leaf_want(struct inventory *inv, struct pki_cert *cert,
+				  struct pki_cert *chain_issuer, const struct config_cert *opts,
+				  const char *path)
 {
 	struct inv_leaf *l = leaf_find(inv, cert);
 	if (!l) {
@@ -285,7 +286,10 @@ static void leaf_want(struct inventory *inv, struct pki_cert *cert, struct pki_c
 		str_list_add_unique(&l->out_files, (const char *)b.data);
 		buf_done(&b);
 	}
+	return l;
 }
+
+static void leaf_resolve(struct inventory *inv, struct inv_leaf *l, bool may_fetch);
 
 /* Adds the certificates of one file: CA certificates become chain issuer candidates for the
  * leaves of the same file. Returns the number of leaves. */
@@ -303,6 +307,10 @@ static size_t scan_file(struct inventory *inv, const char *path, const struct co
 				    r == -EBADMSG ? "no certificate found" : strerror(-r));
 		return 0;
 	}
+	/* CA certificates in a chain file are issuer candidates for everyone. */
+	for (size_t i = 0; i < f->n_certs; i++)
+		if (pki_cert_is_ca(f->certs[i]))
+			inventory_add_issuer(inv, f->certs[i], false);
 	size_t leaves = 0;
 	for (size_t i = 0; i < f->n_certs; i++) {
 		struct pki_cert *c = f->certs[i];
@@ -316,13 +324,12 @@ static size_t scan_file(struct inventory *inv, const char *path, const struct co
 			if (j != i && pki_cert_is_ca(f->certs[j]) &&
 			    pki_cert_issued_by(c, f->certs[j]))
 				issuer = f->certs[j];
-		leaf_want(inv, c, issuer, opts, path);
+		/* Placing the leaf now (when its issuer is at hand) drops its parsed form before
+		 * the next file is read, so a large inventory never holds thousands of them at
+		 * once. */
+		leaf_resolve(inv, leaf_want(inv, c, issuer, opts, path), false);
 		leaves++;
 	}
-	/* CA certificates in a chain file are issuer candidates for everyone. */
-	for (size_t i = 0; i < f->n_certs; i++)
-		if (pki_cert_is_ca(f->certs[i]))
-			inventory_add_issuer(inv, f->certs[i], false);
 	return leaves;
 }
 
@@ -536,37 +543,42 @@ static void leaf_attach(struct inventory *inv, struct inv_leaf *l, struct pki_ce
 	pki_cert_compact(l->cert);
 }
 
-/* Gives every wanted leaf an entry once its issuer is known; asks for missing issuers. */
+/* Gives a leaf its entry once its issuer is known; with may_fetch, asks for a missing issuer. */
+static void leaf_resolve(struct inventory *inv, struct inv_leaf *l, bool may_fetch)
+{
+	if (l->ei)
+		return;
+	if (!leaf_has_upstream(inv, l)) {
+		if (!l->skipped_logged)
+			log_info("inventory", "%s: no OCSP URL, skipped",
+				 pki_cert_subject(l->cert));
+		l->skipped_logged = true;
+		pki_cert_compact(l->cert);
+		return;
+	}
+	struct pki_cert *issuer = find_issuer(inv, l);
+	if (issuer) {
+		leaf_attach(inv, l, issuer);
+		return;
+	}
+	if (!may_fetch || l->issuer_fetching || l->issuer_failed)
+		return;
+	if (inv->n->cfg.fetch_ca_issuers)
+		fetch_issuer(inv, l);
+	else
+		l->issuer_failed = true;
+	if (l->issuer_failed && !l->skipped_logged) {
+		log_warning("inventory", "%s: issuer not found, cannot be refreshed",
+			    pki_cert_subject(l->cert));
+		l->skipped_logged = true;
+	}
+}
+
+/* Resolves every wanted leaf (fetching missing issuers) and applies the scan's options. */
 static void resolve_leaves(struct inventory *inv)
 {
-	for (struct inv_leaf *l = inv->leaves; l; l = l->next) {
-		if (l->ei)
-			continue;
-		if (!leaf_has_upstream(inv, l)) {
-			if (!l->skipped_logged)
-				log_info("inventory", "%s: no OCSP URL, skipped",
-					 pki_cert_subject(l->cert));
-			l->skipped_logged = true;
-			pki_cert_compact(l->cert);
-			continue;
-		}
-		struct pki_cert *issuer = find_issuer(inv, l);
-		if (issuer) {
-			leaf_attach(inv, l, issuer);
-			continue;
-		}
-		if (l->issuer_fetching || l->issuer_failed)
-			continue;
-		if (inv->n->cfg.fetch_ca_issuers)
-			fetch_issuer(inv, l);
-		else
-			l->issuer_failed = true;
-		if (l->issuer_failed && !l->skipped_logged) {
-			log_warning("inventory", "%s: issuer not found, cannot be refreshed",
-				    pki_cert_subject(l->cert));
-			l->skipped_logged = true;
-		}
-	}
+	for (struct inv_leaf *l = inv->leaves; l; l = l->next)
+		leaf_resolve(inv, l, true);
 	/* Options may have changed with the scan: apply them to the entries. */
 	for (struct inv_leaf *l = inv->leaves; l; l = l->next) {
 		if (!l->ei)
