@@ -486,6 +486,10 @@ static void entry_drop(struct inventory *inv, struct entry_info *ei)
 		return;
 	log_info("inventory", "%s: certificate gone, no longer refreshed", ei->name);
 	refresher_forget(n, ei);
+	/* Still waiting in the start-up loader: its file must not be matched to a freed entry. */
+	struct slot_state *s = ei->slots[CERTID_SHA1];
+	if (s && s->disk_pending && s->disk_idx < n->n_pending)
+		n->pending[s->disk_idx].hint = NULL;
 	for (int a = 0; a < CERTID_ALG_COUNT; a++) {
 		if (!cache_entry_resp(ei->entry, a))
 			continue;
