@@ -74,7 +74,7 @@ struct slot_state {
 	bool disk_pending;    /* its cache-dir file is not loaded yet (start-up) */
 	uint32_t disk_idx;    /* that file's index in node.pending */
 	char *etag;	      /* upstream ETag of the held response (for If-None-Match) */
-	struct conn *waiters; /* parked requests (struct conn_wait list) */
+	struct waiter *waiters; /* parked requests (slot_next list) */
 };
 
 /* The node's data for a cache entry (cache_entry_user). Owned by the inventory. */

@@ -152,59 +152,97 @@ static bool answer_cached(struct node *n, struct entry_info *ei, enum certid_alg
 	return true;
 }
 
-static void wait_unlink(struct conn *c)
+static void waiter_unlink_slot(struct waiter *w)
 {
-	struct entry_info *ei = c->wait.entry;
-	struct slot_state *s = ei ? ei->slots[c->wait.alg] : NULL;
+	struct slot_state *s = w->entry ? w->entry->slots[w->alg] : NULL;
 	if (s) {
-		struct conn **pp = &s->waiters;
-		while (*pp && *pp != c)
-			pp = &(*pp)->wait.next;
+		struct waiter **pp = &s->waiters;
+		while (*pp && *pp != w)
+			pp = &(*pp)->slot_next;
 		if (*pp)
-			*pp = c->wait.next;
+			*pp = w->slot_next;
 	}
-	c->wait.next = NULL;
-	c->wait.entry = NULL;
+	w->slot_next = NULL;
+	w->entry = NULL;
 }
 
-void responder_cancel_wait(struct conn *c)
+static void waiter_unlink_conn(struct waiter *w)
 {
-	wait_unlink(c);
-	c->waiting = false;
+	struct waiter **pp = &w->conn->waiters;
+	while (*pp && *pp != w)
+		pp = &(*pp)->conn_next;
+	if (*pp)
+		*pp = w->conn_next;
+	w->conn_next = NULL;
 }
 
-/* Ends a parked request: the response if one is servable now, else tryLater. */
-static void wait_finish(struct node *n, struct conn *c, struct entry_info *ei)
+void responder_cancel_waits(struct conn *c, int32_t stream_id)
 {
-	struct conn_wait w = c->wait;
-	wait_unlink(c);
+	struct waiter **pp = &c->waiters;
+	while (*pp) {
+		struct waiter *w = *pp;
+		if (stream_id && w->stream_id != stream_id) {
+			pp = &w->conn_next;
+			continue;
+		}
+		*pp = w->conn_next;
+		waiter_unlink_slot(w);
+		free(w);
+	}
+	if (!stream_id)
+		c->waiting = false;
+}
+
+/* Ends a parked request (already off its slot's list): the response if one is servable now,
+ * else tryLater (unauthorized if the certificate is gone meanwhile). */
+static void waiter_finish(struct node *n, struct waiter *w, struct entry_info *ei)
+{
+	struct buf out = BUF_INIT;
+	const char *inm = w->if_none_match[0] ? w->if_none_match : NULL;
 	bool done = ei && ei->entry &&
-		    answer_cached(n, ei, w.alg, &c->out, w.head, w.keep_alive, w.http10,
-				  w.if_none_match[0] ? w.if_none_match : NULL,
-				  strlen(w.if_none_match), NULL, 0);
+		    answer_cached(n, ei, w->alg, &out, w->head, w->keep_alive, w->http10, inm,
+				  inm ? strlen(inm) : 0, NULL, 0);
 	if (!done) {
 		if (ei && ei->entry)
-			answer_status(n, &c->out, 3, REQ_UNAVAILABLE, w.head, w.keep_alive,
-				      w.http10);
+			answer_status(n, &out, 3, REQ_UNAVAILABLE, w->head, w->keep_alive,
+				      w->http10);
 		else
-			answer_status(n, &c->out, 6, REQ_UNAUTHORIZED, w.head, w.keep_alive,
-				      w.http10);
+			answer_status(n, &out, 6, REQ_UNAUTHORIZED, w->head, w->keep_alive,
+				      w->http10);
 	}
-	conn_resume(c);
+	struct conn *c = w->conn;
+	int32_t stream_id = w->stream_id;
+	waiter_unlink_conn(w);
+	free(w);
+	if (!stream_id)
+		c->waiting = false;
+	conn_deliver(c, stream_id, &out);
+	buf_done(&out);
 }
 
-void responder_wait_expired(struct conn *c)
+void responder_waits_expired(struct conn *c, uint64_t now_ms)
 {
-	struct entry_info *ei = c->wait.entry;
-	struct node *n = ei && ei->slots[c->wait.alg] ? ei->slots[c->wait.alg]->n : NULL;
-	if (!n) {
-		/* Cannot happen: a parked connection always has its entry's slot. */
-		c->waiting = false;
-		return;
+	/* Finishing changes the list: take one expired waiter at a time. */
+	for (;;) {
+		struct waiter *w = c->waiters;
+		while (w && w->deadline_ms > now_ms)
+			w = w->conn_next;
+		if (!w)
+			return;
+		struct entry_info *ei = w->entry;
+		struct node *n = ei && ei->slots[w->alg] ? ei->slots[w->alg]->n : NULL;
+		if (!n) {
+			/* Cannot happen: a parked request always has its entry's slot. */
+			responder_cancel_waits(c, w->stream_id);
+			return;
+		}
+		log_info("http", "%s: %s: no response within %d ms, answering tryLater", c->peer,
+			 ei->name, WAIT_MS);
+		waiter_unlink_slot(w);
+		waiter_finish(n, w, ei);
+		if (c->closing)
+			return;
 	}
-	log_info("http", "%s: %s: no response within %d ms, answering tryLater", c->peer, ei->name,
-		 WAIT_MS);
-	wait_finish(n, c, ei);
 }
 
 void responder_wake(struct node *n, struct entry_info *ei, enum certid_alg alg)
@@ -212,16 +250,16 @@ void responder_wake(struct node *n, struct entry_info *ei, enum certid_alg alg)
 	struct slot_state *s = ei->slots[alg];
 	if (!s)
 		return;
-	/* Detach the list first: answering may park nothing here again, but be safe. */
-	struct conn *c = s->waiters;
+	/* Detach the whole list first: answering resumes connections, whose next requests may
+	 * park here again; they wait for the next fetch. */
+	struct waiter *w = s->waiters;
 	s->waiters = NULL;
-	while (c) {
-		struct conn *next = c->wait.next;
-		c->wait.next = NULL;
-		c->wait.entry = ei;
-		/* wait_finish unlinks from s->waiters, which is already empty. */
-		wait_finish(n, c, ei);
-		c = next;
+	while (w) {
+		struct waiter *next = w->slot_next;
+		w->slot_next = NULL;
+		w->entry = NULL;
+		waiter_finish(n, w, ei);
+		w = next;
 	}
 }
 
@@ -230,20 +268,25 @@ static enum handler_result park(struct node *n, struct conn *c, struct entry_inf
 {
 	struct slot_state *s = entry_slot(ei, alg);
 	s->n = n;
-	c->waiting = true;
-	c->wait.entry = ei;
-	c->wait.alg = (uint8_t)alg;
-	c->wait.head = req->method == HTTP1_HEAD;
-	c->wait.keep_alive = req->keep_alive;
-	c->wait.http10 = req->version_minor == 0;
-	c->wait.if_none_match[0] = 0;
-	if (req->if_none_match.p && req->if_none_match.len < sizeof(c->wait.if_none_match)) {
-		memcpy(c->wait.if_none_match, req->if_none_match.p, req->if_none_match.len);
-		c->wait.if_none_match[req->if_none_match.len] = 0;
+	struct waiter *w = xcalloc(1, sizeof(*w));
+	w->conn = c;
+	w->stream_id = c->h2_stream;
+	w->entry = ei;
+	w->alg = (uint8_t)alg;
+	w->head = req->method == HTTP1_HEAD;
+	w->keep_alive = req->keep_alive;
+	w->http10 = req->version_minor == 0;
+	if (req->if_none_match.p && req->if_none_match.len < sizeof(w->if_none_match)) {
+		memcpy(w->if_none_match, req->if_none_match.p, req->if_none_match.len);
+		w->if_none_match[req->if_none_match.len] = 0;
 	}
-	c->wait.deadline_ms = uv_now(n->loop) + WAIT_MS;
-	c->wait.next = s->waiters;
-	s->waiters = c;
+	w->deadline_ms = uv_now(n->loop) + WAIT_MS;
+	w->slot_next = s->waiters;
+	s->waiters = w;
+	w->conn_next = c->waiters;
+	c->waiters = w;
+	if (!c->h2)
+		c->waiting = true;
 	return HANDLER_WAIT;
 }
 

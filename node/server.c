@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "node/server.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "node/config.h"
+#include "node/h2.h"
 #include "node/log.h"
 #include "proto/mem.h"
 
@@ -44,6 +47,10 @@ struct server {
 
 static void conn_process(struct conn *c);
 static void conn_flush(struct conn *c);
+static void conn_h2_flush(struct conn *c);
+static void conn_h2_input(struct conn *c);
+static void conn_start_h2(struct conn *c);
+static void conn_resume(struct conn *c);
 static void conn_close(struct conn *c);
 static void conn_arm_timer(struct conn *c);
 
@@ -80,8 +87,13 @@ static void conn_close(struct conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
-	if (c->waiting)
-		responder_cancel_wait(c);
+	if (c->waiters)
+		responder_cancel_waits(c, 0);
+	if (c->h2) {
+		/* Parked streams were cancelled above: freeing reports no one. */
+		h2_session_free(c->h2);
+		c->h2 = NULL;
+	}
 	struct server *s = c->srv;
 	if (c->prev)
 		c->prev->next = c->next;
@@ -103,17 +115,18 @@ static void on_timer(uv_timer_t *t)
 		conn_close(c);
 		return;
 	}
+	if (c->waiters) {
+		/* Parked requests' deadlines are checked here: this is the connection's only
+		 * timer. The responder answers the expired ones (tryLater). */
+		responder_waits_expired(c, now);
+		if (c->closing)
+			return;
+	}
 	if (c->waiting) {
-		/* The responder answers a parked request itself when its wait ends; its deadline
-		 * is checked here because this is the connection's only timer. */
-		if (now >= c->wait.deadline_ms) {
-			responder_wait_expired(c);
-		} else {
-			conn_arm_timer(c);
-		}
+		conn_arm_timer(c);
 		return;
 	}
-	if (c->request_start_ms) {
+	if (c->request_start_ms && !c->h2) {
 		log_info("http", "%s: request not complete within %llu ms, closing", c->peer,
 			 (unsigned long long)c->srv->limits.request_timeout_ms);
 		conn_error_response(c, &c->out, 408, "Request Timeout", "request timeout\n");
@@ -131,6 +144,10 @@ static void on_timer(uv_timer_t *t)
 		}
 		return;
 	}
+	if (now - c->last_activity_ms < c->srv->limits.idle_timeout_ms) {
+		conn_arm_timer(c); /* woken for a waiter's deadline only */
+		return;
+	}
 	log_debug("http", "%s: idle, closing", c->peer);
 	conn_close(c);
 }
@@ -140,15 +157,17 @@ static void conn_arm_timer(struct conn *c)
 	if (c->closing)
 		return;
 	uint64_t now = uv_now(c->srv->loop);
-	uint64_t deadline;
+	uint64_t deadline = UINT64_MAX;
+	for (const struct waiter *w = c->waiters; w; w = w->conn_next)
+		deadline = MIN(deadline, w->deadline_ms);
 	if (c->draining)
 		deadline = c->last_activity_ms + LINGER_MS;
 	else if (c->waiting)
-		deadline = c->wait.deadline_ms;
-	else if (c->request_start_ms)
-		deadline = c->request_start_ms + c->srv->limits.request_timeout_ms;
+		; /* HTTP/1 parked: only the waiter's deadline matters */
+	else if (c->request_start_ms && !c->h2)
+		deadline = MIN(deadline, c->request_start_ms + c->srv->limits.request_timeout_ms);
 	else
-		deadline = c->last_activity_ms + c->srv->limits.idle_timeout_ms;
+		deadline = MIN(deadline, c->last_activity_ms + c->srv->limits.idle_timeout_ms);
 	uv_timer_start(&c->timer, on_timer, deadline > now ? deadline - now : 0, 0);
 }
 
@@ -212,6 +231,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 	}
 	c->in.len += (size_t)nread;
 	c->in.data[c->in.len] = 0;
+	if (c->h2) {
+		conn_h2_input(c);
+		return;
+	}
 	if (!c->request_start_ms)
 		c->request_start_ms = c->last_activity_ms;
 	conn_process(c);
@@ -331,6 +354,23 @@ static void conn_parse_error(struct conn *c, int err)
 static void conn_process(struct conn *c)
 {
 	struct server *s = c->srv;
+	if (c->h2) {
+		conn_h2_flush(c);
+		return;
+	}
+	if (!c->http1 && c->in.len > c->in_off) {
+		/* A connection that opens with the HTTP/2 preface speaks h2c (prior knowledge);
+		 * anything else is HTTP/1 for good. */
+		const uint8_t *p = c->in.data + c->in_off;
+		size_t avail = c->in.len - c->in_off;
+		if (h2_is_preface(p, avail)) {
+			if (avail < 24)
+				return; /* the rest of the preface is coming */
+			conn_start_h2(c);
+			return;
+		}
+		c->http1 = true;
+	}
 	while (!c->closing && !c->waiting && !c->close_after_write && !c->draining) {
 		size_t avail = c->in.len - c->in_off;
 		if (avail == 0)
@@ -372,7 +412,165 @@ static void conn_process(struct conn *c)
 	conn_arm_timer(c);
 }
 
-void conn_resume(struct conn *c)
+/* ---- HTTP/2 ---- */
+
+/* Writes what the session has to send; ends the connection when the session is finished. Never
+ * called from inside the session's own callbacks (nghttp2 forbids sending there): those
+ * deliveries are flushed when h2_session_recv returns. */
+static void conn_h2_flush(struct conn *c)
+{
+	if (c->closing || !c->h2 || c->in_h2_recv)
+		return;
+	int r = h2_session_send(c->h2, &c->out);
+	if (r <= 0)
+		c->close_after_write = true;
+	conn_flush(c);
+	conn_arm_timer(c);
+}
+
+static void conn_h2_input(struct conn *c)
+{
+	size_t avail = c->in.len - c->in_off;
+	c->in_h2_recv = true;
+	int r = h2_session_recv(c->h2, c->in.data + c->in_off, avail);
+	c->in_h2_recv = false;
+	buf_reset(&c->in);
+	c->in_off = 0;
+	if (c->closing)
+		return;
+	if (r < 0)
+		log_info("h2", "%s: protocol error, closing", c->peer);
+	conn_h2_flush(c);
+}
+
+/* Converts a rendered HTTP/1.x response (ours: well formed) into an HTTP/2 answer. */
+static void h2_reply_from_http1(struct conn *c, int32_t stream_id, const struct buf *resp)
+{
+	const char *p = (const char *)resp->data, *end = p + resp->len;
+	const char *eol = memchr(p, '\n', resp->len);
+	if (!eol || resp->len < 12)
+		return;
+	int status = atoi(p + 9);
+	struct h2_header hdrs[16];
+	char names[16][40];
+	size_t n = 0;
+	const char *line = eol + 1;
+	while (line < end) {
+		eol = memchr(line, '\n', (size_t)(end - line));
+		if (!eol)
+			return;
+		size_t len = (size_t)(eol - line);
+		if (len && line[len - 1] == '\r')
+			len--;
+		if (len == 0) {
+			line = eol + 1;
+			break;
+		}
+		const char *colon = memchr(line, ':', len);
+		if (colon && (size_t)(colon - line) < sizeof(names[0]) && n < ARRAY_SIZE(hdrs)) {
+			size_t nl = (size_t)(colon - line);
+			for (size_t i = 0; i < nl; i++)
+				names[n][i] = (char)tolower((unsigned char)line[i]);
+			names[n][nl] = 0;
+			const char *v = colon + 1;
+			while (v < line + len && *v == ' ')
+				v++;
+			/* Connection-specific fields do not exist in HTTP/2; the length is the
+			 * session's to send. */
+			if (strcmp(names[n], "connection") && strcmp(names[n], "keep-alive") &&
+			    strcmp(names[n], "content-length") &&
+			    strcmp(names[n], "transfer-encoding")) {
+				hdrs[n] = (struct h2_header){names[n], v, (size_t)(line + len - v)};
+				n++;
+			}
+		}
+		line = eol + 1;
+	}
+	int r = h2_respond(c->h2, stream_id, status, hdrs, n, (const uint8_t *)line,
+			   (size_t)(end - line));
+	if (r < 0 && r != -ENOENT)
+		log_warning("h2", "%s: stream %d: cannot answer: %s", c->peer, stream_id,
+			    strerror(-r));
+}
+
+static bool h2_str_eq(struct h2_str s, const char *lit)
+{
+	return s.p && s.len == strlen(lit) && memcmp(s.p, lit, s.len) == 0;
+}
+
+static void on_h2_request(void *ud, struct h2_session *session, const struct h2_request *r)
+{
+	struct conn *c = ud;
+	struct server *s = c->srv;
+	(void)session;
+	/* The responder speaks parsed HTTP/1.1; a HEAD is asked as GET so the answer carries its
+	 * body's length (the session sends no body for HEAD). */
+	struct http1_request req = {
+		.method = h2_str_eq(r->method, "GET") || h2_str_eq(r->method, "HEAD") ? HTTP1_GET
+			  : h2_str_eq(r->method, "POST")			      ? HTTP1_POST
+										      : HTTP1_OTHER,
+		.method_token = {r->method.p, r->method.len},
+		.target = {r->path.p, r->path.len},
+		.version_minor = 1,
+		.keep_alive = true,
+		.host = {r->authority.p, r->authority.len},
+		.content_type = {r->content_type.p, r->content_type.len},
+		.if_none_match = {r->if_none_match.p, r->if_none_match.len},
+		.if_modified_since = {r->if_modified_since.p, r->if_modified_since.len},
+		.content_length = (int64_t)r->body_len,
+		.body = r->body,
+		.body_len = r->body_len,
+	};
+	struct buf out = BUF_INIT;
+	c->h2_stream = r->stream_id;
+	enum handler_result hr = s->handlers[c->kind](s->node, c, &req, &out);
+	c->h2_stream = 0;
+	c->close_after_write = false; /* HTTP/1 connection semantics do not apply */
+	if (hr == HANDLER_DONE)
+		h2_reply_from_http1(c, r->stream_id, &out);
+	buf_done(&out);
+}
+
+static void on_h2_stream_closed(void *ud, struct h2_session *session, int32_t stream_id)
+{
+	(void)session;
+	responder_cancel_waits(ud, stream_id);
+}
+
+static void conn_start_h2(struct conn *c)
+{
+	struct h2_limits l;
+	h2_limits_default(&l);
+	l.max_header_bytes = c->srv->limits.http.max_header_bytes;
+	l.max_body_bytes = c->srv->limits.http.max_body_bytes;
+	static const struct h2_callbacks cb = {
+		.on_request = on_h2_request,
+		.on_stream_closed = on_h2_stream_closed,
+	};
+	if (h2_session_new(&l, &cb, c, &c->h2) < 0) {
+		conn_close(c);
+		return;
+	}
+	c->request_start_ms = 0;
+	conn_h2_input(c);
+}
+
+void conn_deliver(struct conn *c, int32_t stream_id, const struct buf *resp)
+{
+	if (c->closing)
+		return;
+	if (stream_id == 0) {
+		buf_append(&c->out, resp->data, resp->len);
+		conn_resume(c);
+		return;
+	}
+	if (!c->h2)
+		return;
+	h2_reply_from_http1(c, stream_id, resp);
+	conn_h2_flush(c);
+}
+
+static void conn_resume(struct conn *c)
 {
 	if (c->closing)
 		return;

@@ -26,6 +26,8 @@
 #include "proto/certid.h"
 #include "proto/http1.h"
 
+struct h2_session;
+
 struct node;
 struct server;
 struct entry_info;
@@ -35,9 +37,17 @@ enum listener_kind {
 	LISTENER_ADMIN, /* metrics, health, admin API (loopback by default) */
 };
 
-/* What a parked (waiting) OCSP request needs to be answered later. */
-struct conn_wait {
-	struct conn *next; /* in the entry's list of waiters */
+/*
+ * A parked OCSP request: a known certificate whose response is being fetched. Owned by the
+ * responder; listed on its entry's slot and on its connection. An HTTP/1 connection has at most
+ * one (requests are answered in order, so it stops parsing until it is answered); an HTTP/2
+ * connection has one per waiting stream while its other streams go on.
+ */
+struct waiter {
+	struct waiter *slot_next; /* in the slot's list of waiters */
+	struct waiter *conn_next; /* in the connection's list */
+	struct conn *conn;
+	int32_t stream_id; /* HTTP/2 stream, 0 for HTTP/1 */
 	struct entry_info *entry;
 	uint8_t alg;
 	bool head;
@@ -68,16 +78,22 @@ struct conn {
 	bool reading;
 	bool close_after_write; /* the last response is queued: close once written */
 	bool draining;		/* write side shut down; discarding input until EOF */
-	bool waiting;		/* parked on an entry (wait below is live) */
-	struct conn_wait wait;
+	bool waiting;		/* HTTP/1: the request in progress is parked */
+	struct waiter *waiters; /* parked requests of this connection */
+	struct h2_session *h2;	/* non-NULL once the connection speaks HTTP/2 */
+	int32_t h2_stream;	/* the stream being handled (set around handler calls) */
+	bool in_h2_recv;	/* inside h2_session_recv: sending is deferred */
+	bool http1;		/* decided: not HTTP/2 */
 	char peer[64];
 };
 
 /*
  * Handlers, one per listener kind, return HANDLER_DONE when the response is in `out`, or
- * HANDLER_WAIT after parking the connection (c->waiting set, c->wait filled); the connection
- * then reads nothing more until conn_resume(). Handlers never close the connection themselves:
- * a response that must end the connection sets c->close_after_write.
+ * HANDLER_WAIT after parking the request (a struct waiter on c->waiters; for HTTP/1 also
+ * c->waiting, and the connection reads nothing more until conn_resume()). The answer to a parked
+ * request is delivered with conn_deliver(). Handlers never close the connection themselves: a
+ * response that must end the connection sets c->close_after_write. For HTTP/2 the request is
+ * presented as a parsed HTTP/1.1 request and the rendered response is converted to frames.
  */
 enum handler_result {
 	HANDLER_DONE = 0,
@@ -107,13 +123,16 @@ size_t server_connections_kind(const struct server *s, enum listener_kind kind);
 /* Closes every connection and listener; on_closed once all handles are closed (then freed). */
 void server_close(struct server *s, void (*on_closed)(void *ud), void *ud);
 
-/* Implemented by the responder: a parked connection closes (unlink it from its entry), or its
- * wait deadline passed (answer it now). */
-void responder_cancel_wait(struct conn *c);
-void responder_wait_expired(struct conn *c);
+/* Implemented by the responder: drop every parked request of a connection that closes, or of
+ * one HTTP/2 stream that the client reset (stream_id > 0); answer those whose deadline passed. */
+void responder_cancel_waits(struct conn *c, int32_t stream_id);
+void responder_waits_expired(struct conn *c, uint64_t now_ms);
 
-/* A parked connection's answer has been appended to its output: write it, go on parsing. */
-void conn_resume(struct conn *c);
+/*
+ * Delivers the answer to a parked request of `c`: `resp` holds a complete rendered HTTP/1.x
+ * response. For HTTP/1 it is queued and parsing resumes; for HTTP/2 it is sent on `stream_id`.
+ */
+void conn_deliver(struct conn *c, int32_t stream_id, const struct buf *resp);
 /* Appends a minimal text response with the given status (e.g. 400) and closes afterwards. */
 void conn_error_response(struct conn *c, struct buf *out, int status, const char *reason,
 			 const char *msg);
