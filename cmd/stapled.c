@@ -20,6 +20,8 @@ int verify_main(int argc, char **argv);
 struct cli {
 	const char *config_path;
 	struct str_list listen, admin_listen, certs, cert_dirs, issuer_dirs, upstreams;
+	struct str_list tls_listen;
+	const char *tls_cert, *tls_key;
 	const char *cache_dir;
 	const char *proxy;
 	const char *log_level;
@@ -28,33 +30,39 @@ struct cli {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: stapled [OPTIONS]\n"
-		   "       stapled verify RESPONSE.der --issuer ISSUER.pem [--cert CERT.pem] [--at "
-		   "TIME]\n"
-		   "\n"
-		   "A caching OCSP responder that keeps a verified, fresh OCSP response ready for "
-		   "every\n"
-		   "certificate it knows, for web servers to staple.\n"
-		   "\n"
-		   "Options (flags override the configuration file):\n"
-		   "  -c, --config FILE         YAML configuration file (see stapled(8))\n"
-		   "  -l, --listen ADDR:PORT    OCSP responder address (repeatable; default "
-		   "127.0.0.1:8889)\n"
-		   "      --admin-listen ADDR:PORT  metrics/health/admin address (repeatable;\n"
-		   "                            default 127.0.0.1:8890)\n"
-		   "      --cert FILE           a certificate (PEM/DER, chain allowed) to keep "
-		   "fresh (repeatable)\n"
-		   "  -d, --cert-dir DIR        a watched directory of certificates (repeatable)\n"
-		   "      --issuer-dir DIR      a directory of issuer certificates (repeatable)\n"
-		   "      --cache-dir DIR       persist responses here (default: memory only)\n"
-		   "  -u, --upstream URL        OCSP responder to ask instead of the certificates' "
-		   "AIA URLs\n"
-		   "                            (repeatable, tried in order)\n"
-		   "      --proxy URL           forward HTTP proxy for upstream fetches\n"
-		   "      --log-level LEVEL     debug, info, notice, warning, err (default info)\n"
-		   "      --check-config        validate the configuration and exit\n"
-		   "  -V, --version             print the version and exit\n"
-		   "  -h, --help                print this help and exit\n");
+	fprintf(f,
+		"Usage: stapled [OPTIONS]\n"
+		"       stapled verify RESPONSE.der --issuer ISSUER.pem [--cert CERT.pem] [--at "
+		"TIME]\n"
+		"\n"
+		"A caching OCSP responder that keeps a verified, fresh OCSP response ready for "
+		"every\n"
+		"certificate it knows, for web servers to staple.\n"
+		"\n"
+		"Options (flags override the configuration file):\n"
+		"  -c, --config FILE         YAML configuration file (see stapled(8))\n"
+		"  -l, --listen ADDR:PORT    OCSP responder address (repeatable; default "
+		"127.0.0.1:8889)\n"
+		"      --admin-listen ADDR:PORT  metrics/health/admin address (repeatable;\n"
+		"                            default 127.0.0.1:8890)\n"
+		"      --tls-listen ADDR:PORT  OCSP over TLS with ALPN h2 and http/1.1 "
+		"(repeatable;\n"
+		"                            needs --tls-cert and --tls-key)\n"
+		"      --tls-cert FILE       PEM certificate chain (leaf first) for TLS listeners\n"
+		"      --tls-key FILE        PEM private key for TLS listeners\n"
+		"      --cert FILE           a certificate (PEM/DER, chain allowed) to keep "
+		"fresh (repeatable)\n"
+		"  -d, --cert-dir DIR        a watched directory of certificates (repeatable)\n"
+		"      --issuer-dir DIR      a directory of issuer certificates (repeatable)\n"
+		"      --cache-dir DIR       persist responses here (default: memory only)\n"
+		"  -u, --upstream URL        OCSP responder to ask instead of the certificates' "
+		"AIA URLs\n"
+		"                            (repeatable, tried in order)\n"
+		"      --proxy URL           forward HTTP proxy for upstream fetches\n"
+		"      --log-level LEVEL     debug, info, notice, warning, err (default info)\n"
+		"      --check-config        validate the configuration and exit\n"
+		"  -V, --version             print the version and exit\n"
+		"  -h, --help                print this help and exit\n");
 }
 
 static int load_config(struct config *out, void *ud, char *err, size_t errlen)
@@ -86,6 +94,19 @@ static int load_config(struct config *out, void *ud, char *err, size_t errlen)
 			memset(&out->certs[out->n_certs], 0, sizeof(out->certs[0]));
 			out->certs[out->n_certs++].path = strdup(cli->certs.v[i]);
 		}
+	}
+	if (cli->tls_listen.n) {
+		str_list_clear(&out->tls_listen);
+		for (size_t i = 0; i < cli->tls_listen.n; i++)
+			str_list_add(&out->tls_listen, cli->tls_listen.v[i]);
+	}
+	if (cli->tls_cert) {
+		free(out->tls_cert);
+		out->tls_cert = strdup(cli->tls_cert);
+	}
+	if (cli->tls_key) {
+		free(out->tls_key);
+		out->tls_key = strdup(cli->tls_key);
 	}
 	for (size_t i = 0; i < cli->cert_dirs.n; i++)
 		str_list_add(&out->cert_dirs, cli->cert_dirs.v[i]);
@@ -126,6 +147,9 @@ enum {
 	OPT_PROXY,
 	OPT_LOG_LEVEL,
 	OPT_CHECK_CONFIG,
+	OPT_TLS_LISTEN,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
 };
 
 int main(int argc, char **argv)
@@ -145,6 +169,9 @@ int main(int argc, char **argv)
 		{"proxy", required_argument, NULL, OPT_PROXY},
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 		{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+		{"tls-listen", required_argument, NULL, OPT_TLS_LISTEN},
+		{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+		{"tls-key", required_argument, NULL, OPT_TLS_KEY},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -186,6 +213,15 @@ int main(int argc, char **argv)
 		case OPT_CHECK_CONFIG:
 			cli.check_config = true;
 			break;
+		case OPT_TLS_LISTEN:
+			str_list_add(&cli.tls_listen, optarg);
+			break;
+		case OPT_TLS_CERT:
+			cli.tls_cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			cli.tls_key = optarg;
+			break;
 		case 'V':
 			printf("stapled %s\n", STAPLED_VERSION);
 			return 0;
@@ -221,6 +257,7 @@ int main(int argc, char **argv)
 	}
 	str_list_clear(&cli.listen);
 	str_list_clear(&cli.admin_listen);
+	str_list_clear(&cli.tls_listen);
 	str_list_clear(&cli.certs);
 	str_list_clear(&cli.cert_dirs);
 	str_list_clear(&cli.issuer_dirs);

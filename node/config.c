@@ -116,6 +116,9 @@ void config_done(struct config *c)
 	free(c->path);
 	str_list_clear(&c->listen);
 	str_list_clear(&c->admin_listen);
+	str_list_clear(&c->tls_listen);
+	free(c->tls_cert);
+	free(c->tls_key);
 	certs_free(c->certs, c->n_certs);
 	str_list_clear(&c->cert_dirs);
 	str_list_clear(&c->issuer_dirs);
@@ -133,6 +136,9 @@ static void config_copy(struct config *dst, const struct config *src)
 	dst->path = strdup_or_null(src->path);
 	str_list_copy(&dst->listen, &src->listen);
 	str_list_copy(&dst->admin_listen, &src->admin_listen);
+	str_list_copy(&dst->tls_listen, &src->tls_listen);
+	dst->tls_cert = strdup_or_null(src->tls_cert);
+	dst->tls_key = strdup_or_null(src->tls_key);
 	dst->certs = src->n_certs ? xcalloc(src->n_certs, sizeof(*dst->certs)) : NULL;
 	for (size_t i = 0; i < src->n_certs; i++) {
 		dst->certs[i].path = strdup_or_null(src->certs[i].path);
@@ -425,9 +431,17 @@ static const struct opt validation_opts[] = {
 	{NULL, 0, 0, 0, 0, NULL},
 };
 
+static const struct opt tls_opts[] = {
+	{"listen", OPT_LIST, F(tls_listen), 0, 0, NULL},
+	{"cert", OPT_STR, F(tls_cert), 0, 0, NULL},
+	{"key", OPT_STR, F(tls_key), 0, 0, NULL},
+	{NULL, 0, 0, 0, 0, NULL},
+};
+
 static const struct opt root_opts[] = {
 	{"listen", OPT_LIST, F(listen), 0, 0, NULL},
 	{"admin_listen", OPT_LIST, F(admin_listen), 0, 0, NULL},
+	{"tls", OPT_SECTION, 0, 0, 0, tls_opts},
 	{"log_level", OPT_LEVEL, F(log_level), 0, 0, NULL},
 	{"limits", OPT_SECTION, 0, 0, 0, limits_opts},
 	{"certificates", OPT_CERTS, 0, 0, 0, NULL},
@@ -934,6 +948,11 @@ int config_validate(const struct config *c, char *errbuf, size_t errlen)
 	r = validate_addrs(&c->listen, "listen", errbuf, errlen);
 	if (r < 0)
 		return r;
+	r = validate_addrs(&c->tls_listen, "tls.listen", errbuf, errlen);
+	if (r < 0)
+		return r;
+	if (c->tls_listen.n && (!c->tls_cert || !c->tls_key))
+		return vfail(errbuf, errlen, "tls.listen needs tls.cert and tls.key");
 	r = validate_addrs(&c->admin_listen, "admin_listen", errbuf, errlen);
 	if (r < 0)
 		return r;

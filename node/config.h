@@ -29,6 +29,9 @@ struct config {
 	/* serving */
 	struct str_list listen;	      /* "ADDR:PORT", "[v6]:PORT" (default 127.0.0.1:8889) */
 	struct str_list admin_listen; /* /metrics, /healthz, /readyz (default 127.0.0.1:8890) */
+	struct str_list tls_listen;   /* OCSP over TLS (ALPN h2, http/1.1); needs tls_cert/key */
+	char *tls_cert;		      /* PEM chain, leaf first */
+	char *tls_key;		      /* PEM private key */
 	size_t max_connections;	      /* 4096 */
 	size_t max_header_bytes;      /* 8192 */
 	size_t max_body_bytes;	      /* 16384 */

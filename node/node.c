@@ -29,6 +29,7 @@
 #include "node/node.h"
 #include "node/server.h"
 #include "node/store.h"
+#include "proto/tls.h"
 #include "proto/hmap.h"
 #include "proto/mem.h"
 
@@ -517,6 +518,53 @@ static void node_teardown(struct node *n)
 	uv_close((uv_handle_t *)&n->sig_int, NULL);
 }
 
+static int read_whole(const char *path, struct buf *out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		buf_reserve(out, 16384);
+		ssize_t k = read(fd, out->data + out->len, out->cap - out->len - 1);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			int err = k < 0 ? -errno : 0;
+			close(fd);
+			return err;
+		}
+		out->len += (size_t)k;
+		if (out->len > 1024 * 1024) {
+			close(fd);
+			return -EFBIG;
+		}
+	}
+}
+
+/* The TLS context of the tls.listen addresses, from the configured PEM files. */
+static int open_tls(struct node *n)
+{
+	struct buf chain = BUF_INIT, key = BUF_INIT;
+	int r = read_whole(n->cfg.tls_cert, &chain);
+	if (r < 0)
+		log_crit("tls", "%s: %s", n->cfg.tls_cert, strerror(-r));
+	else if ((r = read_whole(n->cfg.tls_key, &key)) < 0)
+		log_crit("tls", "%s: %s", n->cfg.tls_key, strerror(-r));
+	if (r == 0) {
+		char err[256] = "";
+		r = tls_ctx_new(chain.data, chain.len, key.data, key.len, err, sizeof(err),
+				&n->tls_ctx);
+		if (r < 0)
+			log_crit("tls", "%s / %s: %s", n->cfg.tls_cert, n->cfg.tls_key, err);
+	}
+	/* The key must not linger in freed heap. */
+	if (key.data)
+		explicit_bzero(key.data, key.cap);
+	buf_done(&chain);
+	buf_done(&key);
+	return r;
+}
+
 static int open_store(struct node *n)
 {
 	if (n->cfg.cache_dir && n->cfg.cache_dir[0]) {
@@ -606,6 +654,12 @@ int node_run(const struct node_opts *opts)
 	for (size_t i = 0; i < n->cfg.admin_listen.n; i++)
 		listening &=
 			server_listen(n->server, n->cfg.admin_listen.v[i], LISTENER_ADMIN) == 0;
+	if (n->cfg.tls_listen.n) {
+		listening &= open_tls(n) == 0;
+		for (size_t i = 0; listening && i < n->cfg.tls_listen.n; i++)
+			listening &= server_listen_tls(n->server, n->cfg.tls_listen.v[i],
+						       LISTENER_OCSP, n->tls_ctx) == 0;
+	}
 
 	uv_signal_init(n->loop, &n->sig_hup);
 	uv_signal_init(n->loop, &n->sig_term);
@@ -643,6 +697,8 @@ out_loop:
 		uv_print_all_handles(n->loop, stderr);
 		rc = 70;
 	}
+	if (n->tls_ctx)
+		tls_ctx_free(n->tls_ctx);
 	metrics_done(&n->m);
 	config_done(&n->cfg);
 	free(n->req_memo);

@@ -24,6 +24,7 @@ struct store;
 struct server;
 struct inventory;
 struct conn;
+struct tls_ctx;
 
 enum req_result {
 	REQ_HIT,
@@ -68,12 +69,12 @@ struct slot_state {
 	struct entry_info *ei;
 	uint8_t alg;
 	struct fetch *inflight;
-	uint32_t url_idx;     /* position in the upstream list of the fetch in flight */
-	uint8_t last_alert;   /* alert level last reported */
-	bool tried;	      /* at least one fetch attempt has completed */
-	bool disk_pending;    /* its cache-dir file is not loaded yet (start-up) */
-	uint32_t disk_idx;    /* that file's index in node.pending */
-	char *etag;	      /* upstream ETag of the held response (for If-None-Match) */
+	uint32_t url_idx;	/* position in the upstream list of the fetch in flight */
+	uint8_t last_alert;	/* alert level last reported */
+	bool tried;		/* at least one fetch attempt has completed */
+	bool disk_pending;	/* its cache-dir file is not loaded yet (start-up) */
+	uint32_t disk_idx;	/* that file's index in node.pending */
+	char *etag;		/* upstream ETag of the held response (for If-None-Match) */
 	struct waiter *waiters; /* parked requests (slot_next list) */
 };
 
@@ -98,6 +99,7 @@ struct node {
 	struct store *store; /* cache dir, or outputs only */
 	bool store_has_dir;
 	struct server *server;
+	struct tls_ctx *tls_ctx; /* tls.listen addresses (NULL without) */
 	struct inventory *inv;
 	struct metrics m;
 

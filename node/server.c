@@ -9,6 +9,7 @@
 
 #include "node/config.h"
 #include "node/h2.h"
+#include "proto/tls.h"
 #include "node/log.h"
 #include "proto/mem.h"
 
@@ -26,6 +27,7 @@ struct listener {
 	uv_tcp_t tcp;
 	struct server *srv;
 	enum listener_kind kind;
+	struct tls_ctx *tls; /* TLS listener: connections start with a handshake */
 	struct listener *next;
 	char addr[64];
 };
@@ -76,6 +78,8 @@ static void on_conn_handle_closed(uv_handle_t *h)
 	buf_done(&c->in);
 	buf_done(&c->out);
 	buf_done(&c->wbuf);
+	buf_done(&c->cin);
+	buf_done(&c->cout);
 	free(c->scratch);
 	free(c);
 	s->open_handles--;
@@ -93,6 +97,10 @@ static void conn_close(struct conn *c)
 		/* Parked streams were cancelled above: freeing reports no one. */
 		h2_session_free(c->h2);
 		c->h2 = NULL;
+	}
+	if (c->tls) {
+		tls_conn_free(c->tls);
+		c->tls = NULL;
 	}
 	struct server *s = c->srv;
 	if (c->prev)
@@ -180,9 +188,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 		buf_reset(&c->in);
 		c->in_off = 0;
 	}
-	buf_reserve(&c->in, READ_CHUNK);
-	b->base = (char *)c->in.data + c->in.len;
-	b->len = c->in.cap - c->in.len - 1;
+	/* TLS connections read ciphertext beside the plaintext they decrypt into `in`. */
+	struct buf *dst = c->tls && !c->draining ? &c->cin : &c->in;
+	buf_reserve(dst, READ_CHUNK);
+	b->base = (char *)dst->data + dst->len;
+	b->len = dst->cap - dst->len - 1;
 }
 
 static void conn_stop_reading(struct conn *c)
@@ -229,8 +239,25 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 		conn_arm_timer(c);
 		return;
 	}
-	c->in.len += (size_t)nread;
-	c->in.data[c->in.len] = 0;
+	if (c->tls) {
+		int r = tls_conn_input(c->tls, c->cin.data, (size_t)nread, &c->in);
+		buf_reset(&c->cin);
+		if (r < 0) {
+			/* Handshake failure or the peer's close_notify: send what is pending (an
+			 * alert, answers to what was decrypted), then close. */
+			log_debug("tls", "%s: %s", c->peer,
+				  r == -ESHUTDOWN ? "closed" : "TLS error");
+			c->close_after_write = true;
+		}
+		if (c->in.len == c->in_off) {
+			conn_flush(c); /* handshake records */
+			conn_arm_timer(c);
+			return;
+		}
+	} else {
+		c->in.len += (size_t)nread;
+		c->in.data[c->in.len] = 0;
+	}
 	if (c->h2) {
 		conn_h2_input(c);
 		return;
@@ -287,21 +314,36 @@ static void conn_flush(struct conn *c)
 {
 	if (c->closing || c->writing)
 		return;
-	if (c->out.len) {
-		uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+	/* What goes on the wire: the plaintext, or for TLS its records. */
+	struct buf *wire = &c->out;
+	if (c->tls) {
+		if (c->out.len && tls_conn_handshake_done(c->tls)) {
+			int r = tls_conn_write(c->tls, c->out.data, c->out.len);
+			if (r < 0 && r != -EAGAIN) {
+				conn_close(c);
+				return;
+			}
+			if (r == 0)
+				buf_reset(&c->out);
+		}
+		tls_conn_output(c->tls, &c->cout);
+		wire = &c->cout;
+	}
+	if (wire->len) {
+		uv_buf_t b = uv_buf_init((char *)wire->data, (unsigned)wire->len);
 		int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
 		if (n < 0 && n != UV_EAGAIN) {
 			conn_close(c);
 			return;
 		}
 		if (n > 0)
-			buf_consume(&c->out, (size_t)n);
-		if (c->out.len) {
-			/* Swap the remainder into the in-flight buffer: `out` keeps collecting. */
+			buf_consume(wire, (size_t)n);
+		if (wire->len) {
+			/* Swap the remainder into the in-flight buffer: `wire` keeps collecting. */
 			struct buf tmp = c->wbuf;
-			c->wbuf = c->out;
-			c->out = tmp;
-			buf_reset(&c->out);
+			c->wbuf = *wire;
+			*wire = tmp;
+			buf_reset(wire);
 			b = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
 			c->write_req.data = c;
 			if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write) != 0) {
@@ -315,7 +357,7 @@ static void conn_flush(struct conn *c)
 			return;
 		}
 	}
-	if (c->close_after_write && !c->waiting)
+	if (c->close_after_write && !c->waiting && !c->out.len)
 		conn_finish_close(c);
 }
 
@@ -659,6 +701,10 @@ static void on_connection(uv_stream_t *ls, int status)
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
 	peer_name(&c->tcp, c->peer, sizeof(c->peer));
+	if (l->tls && tls_conn_new(l->tls, &c->tls) < 0) {
+		conn_close(c);
+		return;
+	}
 	c->last_activity_ms = uv_now(s->loop);
 	conn_start_reading(c);
 	conn_arm_timer(c);
@@ -699,12 +745,19 @@ void server_set_limits(struct server *s, const struct server_limits *limits)
 
 int server_listen(struct server *s, const char *addr, enum listener_kind kind)
 {
+	return server_listen_tls(s, addr, kind, NULL);
+}
+
+int server_listen_tls(struct server *s, const char *addr, enum listener_kind kind,
+		      struct tls_ctx *tls)
+{
 	struct sockaddr_storage ss;
 	if (config_parse_addr(addr, &ss) < 0)
 		return -EINVAL;
 	struct listener *l = xcalloc(1, sizeof(*l));
 	l->srv = s;
 	l->kind = kind;
+	l->tls = tls;
 	snprintf(l->addr, sizeof(l->addr), "%s", addr);
 	uv_tcp_init(s->loop, &l->tcp);
 	l->tcp.data = l;
@@ -718,7 +771,8 @@ int server_listen(struct server *s, const char *addr, enum listener_kind kind)
 		log_err("http", "%s: cannot listen: %s", addr, uv_strerror(r));
 		return r;
 	}
-	log_info("http", "listening on %s (%s)", addr, kind == LISTENER_OCSP ? "ocsp" : "admin");
+	log_info("http", "listening on %s (%s%s)", addr, kind == LISTENER_OCSP ? "ocsp" : "admin",
+		 tls ? ", TLS with ALPN h2 and http/1.1" : "");
 	return 0;
 }
 

@@ -27,6 +27,7 @@
 #include "proto/http1.h"
 
 struct h2_session;
+struct tls_conn;
 
 struct node;
 struct server;
@@ -84,6 +85,9 @@ struct conn {
 	int32_t h2_stream;	/* the stream being handled (set around handler calls) */
 	bool in_h2_recv;	/* inside h2_session_recv: sending is deferred */
 	bool http1;		/* decided: not HTTP/2 */
+	struct tls_conn *tls;	/* TLS listener: the session (ciphertext in cin/cout) */
+	struct buf cin;		/* ciphertext read, before decryption */
+	struct buf cout;	/* ciphertext to write */
 	char peer[64];
 };
 
@@ -114,6 +118,12 @@ int server_new(uv_loop_t *loop, struct node *n, const struct server_limits *limi
 	       struct server **ret);
 /* Binds and listens on "ADDR:PORT". Errors: -EINVAL bad address; -errno from bind/listen. */
 int server_listen(struct server *s, const char *addr, enum listener_kind kind);
+/* The same with TLS: every connection starts with a handshake under `tls` (borrowed: it must
+ * outlive the server), offering ALPN h2 and http/1.1; the plaintext is then HTTP/1.x or HTTP/2
+ * as on a plain listener. */
+struct tls_ctx;
+int server_listen_tls(struct server *s, const char *addr, enum listener_kind kind,
+		      struct tls_ctx *tls);
 /* New limits apply to new requests (config reload). */
 void server_set_limits(struct server *s, const struct server_limits *limits);
 /* Stops accepting; existing connections continue (graceful drain on SIGTERM). */

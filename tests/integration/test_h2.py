@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """HTTP/2 with prior knowledge (h2c) on the responder port, next to HTTP/1: nghttp exchanges,
 h2load with many concurrent streams, many streams parked on one upstream fetch, and malformed
-frames that end only their own connection."""
+frames that end only their own connection. TLS listeners: ALPN h2 and http/1.1 with curl,
+h2load over TLS, old protocol versions refused."""
 
 import os
 import shutil
@@ -145,10 +146,53 @@ def case_bad_frames(t):
     t.ok(node.proc.alive(), "node alive")
 
 
+def case_tls(t):
+    env = t.env(upstream="python")
+    tls_port = st.free_port()
+    node = env.stapled(
+        certificates=[env.pki.path("good-chain.crt")],
+        config={"tls": {"listen": ["127.0.0.1:%d" % tls_port],
+                        "cert": env.pki.path("good-chain.crt"),
+                        "key": env.pki.path("good.key")}})
+    node.wait_ready()
+    base = "https://localhost:%d" % tls_port
+    common = ["curl", "-sS", "-m", "10", "--cacert", env.pki.path("root.crt"),
+              "--resolve", "localhost:%d:127.0.0.1" % tls_port, "-w", "%{http_version}"]
+    out = os.path.join(env.dir, "tls.der")
+    r = st.run(common + ["--http2", "-o", out, base + env.get_path("good")], timeout=20)
+    with open(out, "rb") as f:
+        res = env.check_der(f.read(), "good")
+    t.ok(r.returncode == 0 and r.stdout == b"2" and res.ok_good,
+         "curl --http2 over TLS: ALPN h2, verified good (http_version %s)" % r.stdout, res)
+    req = write(env, "good.req", env.pki.request_der("good"))
+    r = st.run(common + ["--http1.1", "--data-binary", "@" + req, "-H",
+                         "Content-Type: application/ocsp-request", "-o", out, base + "/"],
+               timeout=20)
+    with open(out, "rb") as f:
+        res = env.check_der(f.read(), "good")
+    t.ok(r.returncode == 0 and r.stdout == b"1.1" and res.ok_good,
+         "curl --http1.1 POST over TLS: verified good", res)
+    r = st.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tls_port, "-alpn",
+                "http/1.1,h2", "-CAfile", env.pki.path("root.crt")], input=b"", timeout=20)
+    text = r.stdout.decode("utf-8", "replace")
+    t.ok("ALPN protocol: h2" in text, "the server prefers h2 when both are offered")
+    rc, out2 = h2load(["-n", "1000", "-c", "2", "-m", "16",
+                       "https://127.0.0.1:%d" % tls_port + env.get_path("good")])
+    t.ok(rc == 0 and "status codes: 1000 2xx" in out2 and "Application protocol: h2" in out2,
+         "h2load over TLS: 1000 x 2xx", out2[-400:])
+    r = st.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tls_port, "-tls1_1"],
+               input=b"", timeout=20)
+    text = (r.stdout + r.stderr).decode("utf-8", "replace")
+    t.ok("Cipher is (NONE)" in text or "alert protocol version" in text,
+         "TLS 1.1 is refused", text[-300:])
+    r = env.query(node, "good")
+    t.ok(r.ok_good, "the plain listener still answers", r)
+
+
 if __name__ == "__main__":
     t = st.Test(__file__)
     for tool in ("nghttp", "h2load"):
         if not shutil.which(tool):
             print("1..0 # SKIP %s not installed (nghttp2-client)" % tool)
             sys.exit(0)
-    t.run(case_nghttp, case_h2load, case_parked_streams, case_bad_frames)
+    t.run(case_nghttp, case_h2load, case_parked_streams, case_bad_frames, case_tls)
