@@ -503,16 +503,38 @@ static void entry_rekey(struct cache *c, struct cache_entry *e)
 
 /* ---- cache ---- */
 
-int cache_new(const struct cache_config *cfg, struct cache **ret)
+static int cache_config_check(const struct cache_config *cfg)
 {
 	if (!(cfg->refresh_lo >= 0 && cfg->refresh_lo <= cfg->refresh_hi && cfg->refresh_hi <= 1))
 		return -EINVAL;
-	if (!(cfg->alert_fraction[0] <= 1 && cfg->alert_fraction[0] > cfg->alert_fraction[1] &&
-	      cfg->alert_fraction[1] > cfg->alert_fraction[2] && cfg->alert_fraction[2] >= 0))
+	/* Thresholds in (0, 1], strictly decreasing; unused ones are 0 and come last. */
+	if (!(cfg->alert_fraction[0] > 0 && cfg->alert_fraction[0] <= 1))
 		return -EINVAL;
+	for (int i = 1; i < 3; i++) {
+		double f = cfg->alert_fraction[i], prev = cfg->alert_fraction[i - 1];
+		if (f < 0 || (f > 0 && !(prev > f)) || (f > 0 && prev == 0))
+			return -EINVAL;
+	}
 	if (cfg->min_refresh_interval_s < 0 || cfg->backoff_base_s < 1 ||
 	    cfg->backoff_max_s < cfg->backoff_base_s || cfg->max_bytes == 0)
 		return -EINVAL;
+	return 0;
+}
+
+int cache_set_config(struct cache *c, const struct cache_config *cfg)
+{
+	int r = cache_config_check(cfg);
+	if (r < 0)
+		return r;
+	c->cfg = *cfg;
+	return 0;
+}
+
+int cache_new(const struct cache_config *cfg, struct cache **ret)
+{
+	int r = cache_config_check(cfg);
+	if (r < 0)
+		return r;
 
 	struct cache *c = xcalloc(1, sizeof(*c));
 	c->cfg = *cfg;

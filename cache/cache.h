@@ -65,10 +65,17 @@ struct cache_resp {
 	uint8_t der[]; /* the DER OCSPResponse, served as is */
 };
 
-/* Errors: -EINVAL bad config (lo/hi outside [0,1] or lo > hi, thresholds not decreasing,
+/* Errors: -EINVAL bad config (lo/hi outside [0,1] or lo > hi, thresholds not in (0,1] and
+ * strictly decreasing (unused ones 0, last),
  * backoff_base_s < 1, backoff_max_s < backoff_base_s, negative min interval, max_bytes 0). */
 int cache_new(const struct cache_config *cfg, struct cache **ret);
 void cache_free(struct cache *c);
+/*
+ * Replaces the configuration (SIGHUP). Responses already stored keep the refresh time drawn for
+ * them; the new window, intervals, backoff and thresholds apply from the next store or failure.
+ * A lower max_bytes refuses new stores until enough is removed. Errors: -EINVAL as cache_new.
+ */
+int cache_set_config(struct cache *c, const struct cache_config *cfg);
 
 /* ---- issuers ---- */
 

@@ -20,7 +20,7 @@ int verify_main(int argc, char **argv);
 struct cli {
 	const char *config_path;
 	struct str_list listen, admin_listen, certs, cert_dirs, issuer_dirs, upstreams;
-	struct str_list tls_listen;
+	struct str_list tls_listen, parents;
 	const char *tls_cert, *tls_key;
 	const char *cache_dir;
 	const char *proxy;
@@ -58,6 +58,9 @@ static void usage(FILE *f)
 		"  -u, --upstream URL        OCSP responder to ask instead of the certificates' "
 		"AIA URLs\n"
 		"                            (repeatable, tried in order)\n"
+		"      --parent URL          a stapled parent node to ask instead of the CA "
+		"(repeatable,\n"
+		"                            tried in order, HTTP/2)\n"
 		"      --proxy URL           forward HTTP proxy for upstream fetches\n"
 		"      --log-level LEVEL     debug, info, notice, warning, err (default info)\n"
 		"      --check-config        validate the configuration and exit\n"
@@ -94,6 +97,11 @@ static int load_config(struct config *out, void *ud, char *err, size_t errlen)
 			memset(&out->certs[out->n_certs], 0, sizeof(out->certs[0]));
 			out->certs[out->n_certs++].path = strdup(cli->certs.v[i]);
 		}
+	}
+	if (cli->parents.n) {
+		str_list_clear(&out->parents);
+		for (size_t i = 0; i < cli->parents.n; i++)
+			str_list_add(&out->parents, cli->parents.v[i]);
 	}
 	if (cli->tls_listen.n) {
 		str_list_clear(&out->tls_listen);
@@ -148,6 +156,7 @@ enum {
 	OPT_LOG_LEVEL,
 	OPT_CHECK_CONFIG,
 	OPT_TLS_LISTEN,
+	OPT_PARENT,
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
 };
@@ -170,6 +179,7 @@ int main(int argc, char **argv)
 		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 		{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
 		{"tls-listen", required_argument, NULL, OPT_TLS_LISTEN},
+		{"parent", required_argument, NULL, OPT_PARENT},
 		{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 		{"tls-key", required_argument, NULL, OPT_TLS_KEY},
 		{"version", no_argument, NULL, 'V'},
@@ -212,6 +222,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_CHECK_CONFIG:
 			cli.check_config = true;
+			break;
+		case OPT_PARENT:
+			str_list_add(&cli.parents, optarg);
 			break;
 		case OPT_TLS_LISTEN:
 			str_list_add(&cli.tls_listen, optarg);
@@ -258,6 +271,7 @@ int main(int argc, char **argv)
 	str_list_clear(&cli.listen);
 	str_list_clear(&cli.admin_listen);
 	str_list_clear(&cli.tls_listen);
+	str_list_clear(&cli.parents);
 	str_list_clear(&cli.certs);
 	str_list_clear(&cli.cert_dirs);
 	str_list_clear(&cli.issuer_dirs);

@@ -117,6 +117,8 @@ void config_done(struct config *c)
 	str_list_clear(&c->listen);
 	str_list_clear(&c->admin_listen);
 	str_list_clear(&c->tls_listen);
+	str_list_clear(&c->parents);
+	free(c->ca_file);
 	free(c->tls_cert);
 	free(c->tls_key);
 	certs_free(c->certs, c->n_certs);
@@ -137,6 +139,9 @@ static void config_copy(struct config *dst, const struct config *src)
 	str_list_copy(&dst->listen, &src->listen);
 	str_list_copy(&dst->admin_listen, &src->admin_listen);
 	str_list_copy(&dst->tls_listen, &src->tls_listen);
+	str_list_copy(&dst->parents, &src->parents);
+	dst->fallback_to_origin = src->fallback_to_origin;
+	dst->ca_file = strdup_or_null(src->ca_file);
 	dst->tls_cert = strdup_or_null(src->tls_cert);
 	dst->tls_key = strdup_or_null(src->tls_key);
 	dst->certs = src->n_certs ? xcalloc(src->n_certs, sizeof(*dst->certs)) : NULL;
@@ -407,6 +412,7 @@ static const struct opt cache_opts[] = {
 static const struct opt fetch_opts[] = {
 	{"upstreams", OPT_LIST, F(upstreams), 0, 0, NULL},
 	{"proxy", OPT_STR, F(proxy), 0, 0, NULL},
+	{"ca_file", OPT_STR, F(ca_file), 0, 0, NULL},
 	{"connect_timeout", OPT_MS, F(connect_timeout_ms), 1, DAY, NULL},
 	{"timeout", OPT_MS, F(fetch_timeout_ms), 1, DAY, NULL},
 	{"max_response_bytes", OPT_SIZE, F(max_response_bytes), 1 * KIB, 16 * MIB, NULL},
@@ -442,6 +448,8 @@ static const struct opt root_opts[] = {
 	{"listen", OPT_LIST, F(listen), 0, 0, NULL},
 	{"admin_listen", OPT_LIST, F(admin_listen), 0, 0, NULL},
 	{"tls", OPT_SECTION, 0, 0, 0, tls_opts},
+	{"parents", OPT_LIST, F(parents), 0, 0, NULL},
+	{"fallback_to_origin", OPT_BOOL, F(fallback_to_origin), 0, 0, NULL},
 	{"log_level", OPT_LEVEL, F(log_level), 0, 0, NULL},
 	{"limits", OPT_SECTION, 0, 0, 0, limits_opts},
 	{"certificates", OPT_CERTS, 0, 0, 0, NULL},
@@ -985,6 +993,11 @@ int config_validate(const struct config *c, char *errbuf, size_t errlen)
 	r = validate_urls(&c->upstreams, "fetch.upstreams", errbuf, errlen);
 	if (r < 0)
 		return r;
+	for (size_t i = 0; i < c->parents.n; i++)
+		if (!url_ok(c->parents.v[i]))
+			return vfail(errbuf, errlen,
+				     "parents: '%s' is not an http:// or https:// URL",
+				     c->parents.v[i]);
 	if (c->proxy && !url_ok(c->proxy))
 		return vfail(errbuf, errlen, "fetch.proxy: '%s' is not an http:// or https:// URL",
 			     c->proxy);

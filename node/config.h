@@ -51,8 +51,11 @@ struct config {
 	size_t cache_max_bytes; /* 256 MiB */
 
 	/* fetching */
-	struct str_list upstreams;     /* global override, in order, tried before AIA URLs */
-	char *proxy;		       /* forward HTTP proxy for upstream fetches */
+	struct str_list upstreams; /* global override, in order, tried before AIA URLs */
+	struct str_list parents; /* stapled parent nodes, in order (HTTP/2); replace the AIA URLs */
+	bool fallback_to_origin; /* with parents: also ask the origin when every parent fails */
+	char *ca_file;		 /* CA bundle for https:// upstreams and parents (NULL: system) */
+	char *proxy;		 /* forward HTTP proxy for upstream fetches */
 	uint64_t connect_timeout_ms;   /* 5000 */
 	uint64_t fetch_timeout_ms;     /* 15000 */
 	size_t max_response_bytes;     /* 65536 */

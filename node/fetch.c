@@ -62,6 +62,7 @@ struct fetch {
 	size_t der_len;
 	bool delivering; /* its callback is running: cancelling it is a no-op */
 	bool too_big;
+	bool h2;
 	struct buf body;
 	struct fetch_result res;
 	char errbuf[CURL_ERROR_SIZE];
@@ -520,8 +521,15 @@ static bool fetch_setup(struct fetch *f, bool post, const char *if_none_match)
 	SET(CURLOPT_CLOSESOCKETDATA, fr);
 	/* Over TLS, wait to learn whether an existing connection multiplexes (HTTP/2 to parent
 	 * nodes) instead of opening one connection per fetch. */
-	if (strncasecmp(f->url, "https:", 6) == 0)
+	bool tls = strncasecmp(f->url, "https:", 6) == 0;
+	if (tls || f->h2)
 		SET(CURLOPT_PIPEWAIT, 1L);
+	/* Parents are stapled nodes: over TLS every fetch to one shares one HTTP/2 connection
+	 * (ALPN). Cleartext parents get HTTP/1.1 keep-alive: libcurl 7.88 (Debian 12) fails the
+	 * second request on a reused prior-knowledge h2c connection (decision 0005). */
+	if (f->h2)
+		SET(CURLOPT_HTTP_VERSION,
+		    tls ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
 	if (post) {
 		SET(CURLOPT_POST, 1L);
 		SET(CURLOPT_POSTFIELDS, f->der ? (const char *)f->der : "");
@@ -592,6 +600,7 @@ int fetcher_start(struct fetcher *fr, const struct fetch_request *req, fetch_cb 
 		f->url = (char *)buf_steal(&url, NULL);
 	}
 	f->res.used_post = post;
+	f->h2 = req->h2;
 
 	f->easy = curl_easy_init();
 	if (!f->easy) {

@@ -35,6 +35,8 @@ struct fetch_request {
 	size_t der_len;
 	const char *if_none_match; /* ETag of the held response, NULL for none (copied) */
 	bool force_post;	   /* POST even when GET would fit */
+	bool h2; /* a stapled parent: HTTP/2 by ALPN on https:// (HTTP/1.1 keep-alive on http://),
+		    multiplexed on one connection */
 };
 
 struct fetch_result {

@@ -118,6 +118,13 @@ void metrics_render(struct node *n, struct buf *out)
 			buf_printf(out, "\",result=\"%s\"} %llu\n", outcome_names[o],
 				   (unsigned long long)m->upstreams[u].outcomes[o]);
 		}
+	family(out, "stapled_upstream_set_aside", "gauge",
+	       "1 while an upstream is set aside after failing repeatedly (circuit breaker).");
+	for (size_t u = 0; u < m->n_upstreams; u++) {
+		buf_append_str(out, "stapled_upstream_set_aside{upstream=\"");
+		label_value(out, m->upstreams[u].url);
+		buf_printf(out, "\"} %d\n", m->upstreams[u].set_aside_until > now ? 1 : 0);
+	}
 	family(out, "stapled_upstream_fetches_in_flight", "gauge", "Upstream fetches running.");
 	buf_printf(out, "stapled_upstream_fetches_in_flight %zu\n", n->fetches_active);
 
@@ -146,6 +153,12 @@ void metrics_render(struct node *n, struct buf *out)
 		   server_connections_kind(n->server, LISTENER_OCSP));
 	buf_printf(out, "stapled_connections_active{listener=\"admin\"} %zu\n",
 		   server_connections_kind(n->server, LISTENER_ADMIN));
+	family(out, "stapled_http_requests_total", "counter",
+	       "HTTP requests handled, by protocol.");
+	static const char *const protos[] = {"http/1.0", "http/1.1", "h2"};
+	for (int p = 0; p < SERVER_PROTO_COUNT; p++)
+		buf_printf(out, "stapled_http_requests_total{protocol=\"%s\"} %llu\n", protos[p],
+			   (unsigned long long)server_requests(n->server, p));
 	family(out, "stapled_reloads_total", "counter", "Configuration reloads (SIGHUP).");
 	buf_printf(out, "stapled_reloads_total %llu\n", (unsigned long long)m->reloads);
 	family(out, "stapled_ready", "gauge", "1 when /readyz answers 200.");

@@ -62,6 +62,23 @@ static void seed_random(struct node *n)
 		n->rng[1] = 1;
 }
 
+static void cache_config_from(const struct config *c, struct cache_config *cc)
+{
+	cache_config_default(cc);
+	cc->max_bytes = c->cache_max_bytes;
+	cc->refresh_lo = c->refresh_lo;
+	cc->refresh_hi = c->refresh_hi;
+	cc->min_refresh_interval_s = (int64_t)c->min_refresh_interval_s;
+	cc->backoff_base_s = (int64_t)c->backoff_base_s;
+	cc->backoff_max_s = (int64_t)c->backoff_max_s;
+	memcpy(cc->alert_fraction, c->alert_fraction, sizeof(cc->alert_fraction));
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
 static void apply_config(struct node *n)
 {
 	log_setup(n->cfg.log_level);
@@ -306,11 +323,52 @@ static void load_responses(struct node *n)
 
 /* ---- alerts ---- */
 
+/* Alert hooks run in the background; they are tracked so that a hung one is killed after
+ * HOOK_TIMEOUT_MS and none can keep SIGTERM from finishing. */
+#define HOOK_TIMEOUT_MS 60000
+
+struct hook {
+	uv_process_t proc;
+	struct node *n;
+	uint64_t started_ms;
+	struct hook *next;
+};
+
+static void hook_unlink(struct hook *h)
+{
+	struct hook **pp = &h->n->hooks;
+	while (*pp && *pp != h)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = h->next;
+}
+
+static void on_hook_closed(uv_handle_t *handle)
+{
+	free(handle->data);
+}
+
 static void on_hook_exit(uv_process_t *p, int64_t status, int sig)
 {
-	(void)status;
-	(void)sig;
-	uv_close((uv_handle_t *)p, (uv_close_cb)free);
+	struct hook *h = p->data;
+	if (status || sig)
+		log_warning("alert", "alert command exited with status %lld, signal %d",
+			    (long long)status, sig);
+	hook_unlink(h);
+	uv_close((uv_handle_t *)p, on_hook_closed);
+}
+
+static void hooks_reap(struct node *n, bool all)
+{
+	uint64_t now = uv_now(n->loop);
+	for (struct hook *h = n->hooks; h; h = h->next)
+		if (all || now - h->started_ms > HOOK_TIMEOUT_MS) {
+			if (!all)
+				log_warning("alert",
+					    "alert command still running after %d s, killed",
+					    HOOK_TIMEOUT_MS / 1000);
+			uv_process_kill(&h->proc, SIGKILL);
+		}
 }
 
 static void run_alert_hook(struct node *n, struct entry_info *ei, int level, int64_t next_update)
@@ -330,13 +388,18 @@ static void run_alert_hook(struct node *n, struct entry_info *ei, int level, int
 	char *args[] = {"/bin/sh", "-c", n->cfg.alert_command, NULL};
 	uv_process_options_t o = {
 		.exit_cb = on_hook_exit, .file = "/bin/sh", .args = args, .env = env};
-	uv_process_t *p = xcalloc(1, sizeof(*p));
-	int r = uv_spawn(n->loop, p, &o);
+	struct hook *h = xcalloc(1, sizeof(*h));
+	h->n = n;
+	h->proc.data = h;
+	h->started_ms = uv_now(n->loop);
+	int r = uv_spawn(n->loop, &h->proc, &o);
 	if (r < 0) {
 		log_err("alert", "cannot run alert command: %s", uv_strerror(r));
-		uv_close((uv_handle_t *)p, (uv_close_cb)free);
+		uv_close((uv_handle_t *)&h->proc, on_hook_closed);
 		return;
 	}
+	h->next = n->hooks;
+	n->hooks = h;
 	n->m.hook_runs++;
 }
 
@@ -386,6 +449,7 @@ static void on_tick(uv_timer_t *t)
 {
 	struct node *n = t->data;
 	struct alert_ctx a = {.n = n, .now = node_now_unix()};
+	hooks_reap(n, false);
 	cache_foreach(n->cache, entry_alerts, &a);
 	/* The store cannot log (it runs off the loop): report new failures from its counters. */
 	struct store_stats ss;
@@ -427,6 +491,16 @@ static void reload(struct node *n)
 			   (fresh.cache_dir && strcmp(fresh.cache_dir, n->cfg.cache_dir) != 0);
 	if (listen_changed)
 		log_warning("config", "listen addresses changed: takes effect on restart");
+	/* The fetcher's connections are set up at start (curl handles, TLS trust). */
+	if (fresh.connect_timeout_ms != n->cfg.connect_timeout_ms ||
+	    fresh.fetch_timeout_ms != n->cfg.fetch_timeout_ms ||
+	    fresh.max_response_bytes != n->cfg.max_response_bytes ||
+	    str_differs(fresh.proxy, n->cfg.proxy) || str_differs(fresh.ca_file, n->cfg.ca_file))
+		log_warning("config", "fetch timeouts, proxy, size cap or CA file changed: take "
+				      "effect on restart");
+	if (str_differs(fresh.tls_cert, n->cfg.tls_cert) ||
+	    str_differs(fresh.tls_key, n->cfg.tls_key))
+		log_warning("config", "TLS certificate or key changed: takes effect on restart");
 	if (dir_changed)
 		log_warning("config", "cache directory changed: takes effect on restart");
 	/* Settings bound at start stay; everything else is taken from the new file. */
@@ -442,6 +516,10 @@ static void reload(struct node *n)
 	n->cfg = fresh;
 	config_done(&old);
 	apply_config(n);
+	struct cache_config cc;
+	cache_config_from(&n->cfg, &cc);
+	if (cache_set_config(n->cache, &cc) < 0)
+		log_err("config", "refresh/cache settings rejected, keeping the previous ones");
 	struct server_limits l;
 	server_limits_from(&n->cfg, &l);
 	server_set_limits(n->server, &l);
@@ -496,6 +574,9 @@ static void on_component_closed(void *ud)
 static void node_teardown(struct node *n)
 {
 	n->exit_code = 0;
+	/* Hooks still running would keep the loop alive: they die with us. Their exit callbacks
+	 * close the handles. */
+	hooks_reap(n, true);
 	if (n->drain_start_ms)
 		uv_close((uv_handle_t *)&n->drain_timer, NULL);
 	server_close(n->server, on_component_closed, n);
@@ -604,14 +685,7 @@ int node_run(const struct node_opts *opts)
 	int rc = 1;
 
 	struct cache_config cc;
-	cache_config_default(&cc);
-	cc.max_bytes = n->cfg.cache_max_bytes;
-	cc.refresh_lo = n->cfg.refresh_lo;
-	cc.refresh_hi = n->cfg.refresh_hi;
-	cc.min_refresh_interval_s = (int64_t)n->cfg.min_refresh_interval_s;
-	cc.backoff_base_s = (int64_t)n->cfg.backoff_base_s;
-	cc.backoff_max_s = (int64_t)n->cfg.backoff_max_s;
-	memcpy(cc.alert_fraction, n->cfg.alert_fraction, sizeof(cc.alert_fraction));
+	cache_config_from(&n->cfg, &cc);
 	int r = cache_new(&cc, &n->cache);
 	if (r < 0) {
 		log_crit("config", "invalid cache settings: %s", strerror(-r));
@@ -623,6 +697,7 @@ int node_run(const struct node_opts *opts)
 		.max_response_bytes = n->cfg.max_response_bytes,
 		.proxy = n->cfg.proxy && n->cfg.proxy[0] ? n->cfg.proxy : NULL,
 		.user_agent = "stapled/" STAPLED_VERSION,
+		.ca_file = n->cfg.ca_file,
 	};
 	r = fetcher_new(n->loop, &fc, &n->fetcher);
 	if (r < 0) {

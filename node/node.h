@@ -25,6 +25,7 @@ struct server;
 struct inventory;
 struct conn;
 struct tls_ctx;
+struct hook;
 
 enum req_result {
 	REQ_HIT,
@@ -50,6 +51,8 @@ struct upstream_stats {
 	uint64_t outcomes[FETCH_OUTCOME_COUNT];
 	int64_t last_ok_unix;
 	int64_t last_fail_unix;
+	unsigned consecutive_failures;
+	int64_t set_aside_until; /* circuit breaker: not asked before this unless nothing else */
 };
 
 struct metrics {
@@ -120,8 +123,9 @@ struct node {
 	bool ready;
 	bool stopping;
 	int exit_code;
-	uint64_t rng[2]; /* xorshift128+ state, seeded from getrandom */
-	void *req_memo;	 /* responder.c: request bytes -> CertID memo */
+	uint64_t rng[2];    /* xorshift128+ state, seeded from getrandom */
+	struct hook *hooks; /* alert commands running */
+	void *req_memo;	    /* responder.c: request bytes -> CertID memo */
 
 	/* Reload support: rebuilds the config from file and flags. */
 	int (*load_config)(struct config *out, void *ud, char *err, size_t errlen);

@@ -51,11 +51,19 @@ size_t refresher_upstreams(const struct node *n, const struct entry_info *ei,
 		*ret_urls = (const char *const *)ei->upstreams.v;
 		return ei->upstreams.n;
 	}
-	if (n->cfg.upstreams.n) {
-		*ret_urls = (const char *const *)n->cfg.upstreams.v;
-		return n->cfg.upstreams.n;
-	}
+	/* Parents first; the origin (global upstreams, else AIA) only without parents or as a
+	 * configured fallback: a sidecar must not fall back to the CA on its own. */
 	size_t k = 0;
+	for (size_t i = 0; i < n->cfg.parents.n && k < scratch_n; i++)
+		scratch[k++] = n->cfg.parents.v[i];
+	*ret_urls = scratch;
+	if (n->cfg.parents.n && !n->cfg.fallback_to_origin)
+		return k;
+	if (n->cfg.upstreams.n) {
+		for (size_t i = 0; i < n->cfg.upstreams.n && k < scratch_n; i++)
+			scratch[k++] = n->cfg.upstreams.v[i];
+		return k;
+	}
 	if (ei->cert) {
 		const char *const *aia;
 		size_t na = pki_cert_ocsp_urls(ei->cert, &aia);
@@ -142,12 +150,51 @@ static void publish(struct node *n, struct entry_info *ei, enum certid_alg alg)
 static void start_fetch(struct node *n, struct entry_info *ei, enum certid_alg alg, size_t url_idx,
 			int64_t retry_after_s);
 
+static bool is_parent(const struct node *n, const char *url)
+{
+	for (size_t i = 0; i < n->cfg.parents.n; i++)
+		if (strcmp(n->cfg.parents.v[i], url) == 0)
+			return true;
+	return false;
+}
+
+/* Parents and upstreams that keep failing are set aside for a while (circuit breaker):
+ * 3 failures in a row rest it 10 s, doubling with each further failure, at most 5 minutes. */
+#define BREAKER_THRESHOLD 3
+#define BREAKER_BASE_S	  10
+#define BREAKER_MAX_S	  300
+
+static void upstream_outcome(struct upstream_stats *us, bool ok)
+{
+	int64_t now = node_now_unix();
+	if (ok) {
+		if (us->consecutive_failures >= BREAKER_THRESHOLD)
+			log_info("fetch", "%s: answering again", us->url);
+		us->consecutive_failures = 0;
+		us->set_aside_until = 0;
+		us->last_ok_unix = now;
+		return;
+	}
+	us->last_fail_unix = now;
+	if (++us->consecutive_failures < BREAKER_THRESHOLD)
+		return;
+	unsigned k = MIN(us->consecutive_failures - BREAKER_THRESHOLD, 5u);
+	int64_t rest = MIN((int64_t)BREAKER_BASE_S << k, (int64_t)BREAKER_MAX_S);
+	us->set_aside_until = now + rest;
+	log_warning("fetch", "%s: %u failures in a row, set aside for %lld s", us->url,
+		    us->consecutive_failures, (long long)rest);
+}
+
 static void slot_failed(struct node *n, struct entry_info *ei, enum certid_alg alg,
 			int64_t retry_after_s)
 {
 	struct slot_state *s = entry_slot(ei, alg);
 	s->tried = true;
 	int64_t now = node_now_unix();
+	/* Retry-After is honoured but never below the backoff base: "0" or a date in the past (a
+	 * clock behind ours) must not turn into a refetch loop. */
+	if (retry_after_s >= 0)
+		retry_after_s = MAX(retry_after_s, (int64_t)n->cfg.backoff_base_s);
 	int64_t when =
 		cache_fetch_failed(n->cache, ei->entry, alg, now, retry_after_s, node_random(n));
 	char t[32];
@@ -266,14 +313,13 @@ static void on_fetched(struct fetch *f, const struct fetch_result *r, void *ud)
 	enum fetch_outcome o = handle_answer(n, ei, alg, url, r);
 	struct upstream_stats *us = metrics_upstream(&n->m, url);
 	us->outcomes[o]++;
+	upstream_outcome(us, o == FETCH_OK || o == FETCH_UNCHANGED);
 	if (o == FETCH_OK || o == FETCH_UNCHANGED) {
-		us->last_ok_unix = node_now_unix();
 		s->tried = true;
 		responder_wake(n, ei, alg);
 		refresher_pump(n);
 		return;
 	}
-	us->last_fail_unix = node_now_unix();
 	if (!n->stopping && s->url_idx + 1 < nu) {
 		start_fetch(n, ei, alg, s->url_idx + 1, r->retry_after_s);
 		return;
@@ -290,8 +336,8 @@ static void start_fetch(struct node *n, struct entry_info *ei, enum certid_alg a
 	const char *scratch[MAX_UPSTREAMS];
 	const char *const *urls;
 	size_t nu = refresher_upstreams(n, ei, &urls, scratch, MAX_UPSTREAMS);
+	ei->no_upstream = nu == 0;
 	if (nu == 0) {
-		ei->no_upstream = true;
 		slot_failed(n, ei, alg, -1);
 		return;
 	}
@@ -306,12 +352,31 @@ static void start_fetch(struct node *n, struct entry_info *ei, enum certid_alg a
 		slot_failed(n, ei, alg, -1);
 		return;
 	}
-	for (; url_idx < nu; url_idx++) {
+	int64_t now = node_now_unix();
+	/* Circuit breaker: upstreams set aside are skipped while others remain; when every one of
+	 * them is set aside, the one whose rest ends first is probed. */
+	bool any_ready = false;
+	for (size_t i = url_idx; i < nu && !any_ready; i++)
+		any_ready = metrics_upstream(&n->m, urls[i])->set_aside_until <= now;
+	if (!any_ready && url_idx == 0) {
+		size_t best = 0;
+		for (size_t i = 1; i < nu; i++)
+			if (metrics_upstream(&n->m, urls[i])->set_aside_until <
+			    metrics_upstream(&n->m, urls[best])->set_aside_until)
+				best = i;
+		url_idx = best;
+		any_ready = true;
+		metrics_upstream(&n->m, urls[best])->set_aside_until = 0; /* the probe */
+	}
+	for (; any_ready && url_idx < nu; url_idx++) {
+		if (metrics_upstream(&n->m, urls[url_idx])->set_aside_until > now)
+			continue;
 		struct fetch_request req = {
 			.url = urls[url_idx],
 			.der = der.data,
 			.der_len = der.len,
 			.if_none_match = cache_entry_resp(ei->entry, alg) ? s->etag : NULL,
+			.h2 = is_parent(n, urls[url_idx]),
 		};
 		int e = fetcher_start(n->fetcher, &req, on_fetched, s, &s->inflight);
 		if (e == 0) {

@@ -297,12 +297,15 @@ static bool path_is(const struct http1_request *req, const char *p)
 }
 
 static void text_response(struct buf *out, int status, const char *reason, const char *ctype,
-			  const char *body, size_t len, bool head, bool keep_alive)
+			  const char *body, size_t len, bool head, bool keep_alive, bool http10)
 {
 	buf_printf(out,
 		   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
 		   "Cache-Control: no-store\r\n%s\r\n",
-		   status, reason, ctype, len, keep_alive ? "" : "Connection: close\r\n");
+		   status, reason, ctype, len,
+		   !keep_alive ? "Connection: close\r\n"
+		   : http10    ? "Connection: keep-alive\r\n"
+			       : "");
 	if (!head)
 		buf_append(out, body, len);
 }
@@ -313,16 +316,17 @@ static bool health_routes(struct node *n, const struct http1_request *req, struc
 	if (req->method != HTTP1_GET && !head)
 		return false;
 	if (path_is(req, "/healthz")) {
-		text_response(out, 200, "OK", "text/plain", "ok\n", 3, head, req->keep_alive);
+		text_response(out, 200, "OK", "text/plain", "ok\n", 3, head, req->keep_alive,
+			      req->version_minor == 0);
 		return true;
 	}
 	if (path_is(req, "/readyz")) {
 		if (node_is_ready(n))
 			text_response(out, 200, "OK", "text/plain", "ready\n", 6, head,
-				      req->keep_alive);
+				      req->keep_alive, req->version_minor == 0);
 		else
 			text_response(out, 503, "Service Unavailable", "text/plain", "not ready\n",
-				      10, head, req->keep_alive);
+				      10, head, req->keep_alive, req->version_minor == 0);
 		return true;
 	}
 	return false;
@@ -381,8 +385,11 @@ enum handler_result responder_handle_ocsp(struct node *n, struct conn *c,
 	/* The pump may have failed the slot synchronously (no upstream at all). */
 	if (answer_cached(n, ei, alg, out, head, req->keep_alive, http10, NULL, 0, NULL, 0))
 		return HANDLER_DONE;
+	/* Wait for a fetch in flight or one still queued (max_parallel reached); a slot resting
+	 * in backoff, or without any upstream, answers tryLater at once. */
 	struct slot_state *s = ei->slots[alg];
-	if (!s || !s->inflight) {
+	bool in_backoff = cache_slot_failures(e, alg) > 0 && !(s && s->inflight);
+	if (ei->no_upstream || in_backoff) {
 		answer_status(n, out, 3, REQ_UNAVAILABLE, head, req->keep_alive, http10);
 		return HANDLER_DONE;
 	}
@@ -400,7 +407,7 @@ enum handler_result responder_handle_admin(struct node *n, struct conn *c,
 		struct buf body = BUF_INIT;
 		metrics_render(n, &body);
 		text_response(out, 200, "OK", "text/plain; version=0.0.4", (const char *)body.data,
-			      body.len, head, req->keep_alive);
+			      body.len, head, req->keep_alive, req->version_minor == 0);
 		buf_done(&body);
 		return HANDLER_DONE;
 	}
@@ -408,17 +415,17 @@ enum handler_result responder_handle_admin(struct node *n, struct conn *c,
 		struct buf body = BUF_INIT;
 		admin_entries_json(n, &body);
 		text_response(out, 200, "OK", "application/json", (const char *)body.data, body.len,
-			      head, req->keep_alive);
+			      head, req->keep_alive, req->version_minor == 0);
 		buf_done(&body);
 		return HANDLER_DONE;
 	}
 	if (req->method == HTTP1_POST && path_is(req, "/admin/refresh")) {
 		admin_refresh_all(n);
 		text_response(out, 200, "OK", "application/json", "{\"ok\":true}\n", 12, false,
-			      req->keep_alive);
+			      req->keep_alive, req->version_minor == 0);
 		return HANDLER_DONE;
 	}
-	text_response(out, 404, "Not Found", "text/plain", "not found\n", 10, head,
-		      req->keep_alive);
+	text_response(out, 404, "Not Found", "text/plain", "not found\n", 10, head, req->keep_alive,
+		      req->version_minor == 0);
 	return HANDLER_DONE;
 }

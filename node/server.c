@@ -41,6 +41,7 @@ struct server {
 	struct conn *conns;
 	size_t n_conns;
 	size_t n_conns_kind[2];
+	uint64_t requests[SERVER_PROTO_COUNT];
 	size_t open_handles; /* listeners and connections not yet fully closed */
 	bool closing;
 	void (*on_closed)(void *ud);
@@ -134,7 +135,7 @@ static void on_timer(uv_timer_t *t)
 		conn_arm_timer(c);
 		return;
 	}
-	if (c->request_start_ms && !c->h2) {
+	if (c->request_start_ms && !c->h2 && !c->close_after_write) {
 		log_info("http", "%s: request not complete within %llu ms, closing", c->peer,
 			 (unsigned long long)c->srv->limits.request_timeout_ms);
 		conn_error_response(c, &c->out, 408, "Request Timeout", "request timeout\n");
@@ -169,7 +170,7 @@ static void conn_arm_timer(struct conn *c)
 	for (const struct waiter *w = c->waiters; w; w = w->conn_next)
 		deadline = MIN(deadline, w->deadline_ms);
 	if (c->draining)
-		deadline = c->last_activity_ms + LINGER_MS;
+		deadline = c->drain_start_ms + LINGER_MS;
 	else if (c->waiting)
 		; /* HTTP/1 parked: only the waiter's deadline matters */
 	else if (c->request_start_ms && !c->h2)
@@ -273,9 +274,10 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 	(void)status;
 	if (c->closing)
 		return;
-	/* Keep reading (and discarding) until the peer closes or LINGER_MS passes. */
+	/* Keep reading (and discarding) until the peer closes or LINGER_MS passes (counted from
+	 * now, whatever the peer keeps sending). */
 	c->draining = true;
-	c->last_activity_ms = uv_now(c->srv->loop);
+	c->drain_start_ms = uv_now(c->srv->loop);
 	conn_start_reading(c);
 	conn_arm_timer(c);
 }
@@ -351,7 +353,7 @@ static void conn_flush(struct conn *c)
 				return;
 			}
 			c->writing = true;
-			if (c->wbuf.len >= OUT_HIGH_WATER)
+			if (c->wbuf.len + c->out.len >= OUT_HIGH_WATER)
 				conn_stop_reading(c);
 			conn_arm_timer(c);
 			return;
@@ -414,6 +416,12 @@ static void conn_process(struct conn *c)
 		c->http1 = true;
 	}
 	while (!c->closing && !c->waiting && !c->close_after_write && !c->draining) {
+		/* A client that pipelines without reading must not make us queue answers without
+		 * bound: stop parsing (and reading) until the output drains (on_write resumes). */
+		if (c->out.len + c->wbuf.len >= OUT_HIGH_WATER) {
+			conn_stop_reading(c);
+			break;
+		}
 		size_t avail = c->in.len - c->in_off;
 		if (avail == 0)
 			break;
@@ -429,6 +437,7 @@ static void conn_process(struct conn *c)
 			conn_parse_error(c, r);
 			break;
 		}
+		s->requests[req.version_minor ? SERVER_PROTO_HTTP11 : SERVER_PROTO_HTTP10]++;
 		enum handler_result hr = s->handlers[c->kind](s->node, c, &req, &c->out);
 		c->in_off += consumed;
 		if (!req.keep_alive)
@@ -467,6 +476,8 @@ static void conn_h2_flush(struct conn *c)
 	if (r <= 0)
 		c->close_after_write = true;
 	conn_flush(c);
+	if (!c->closing && c->out.len + c->wbuf.len >= OUT_HIGH_WATER)
+		conn_stop_reading(c);
 	conn_arm_timer(c);
 }
 
@@ -564,6 +575,7 @@ static void on_h2_request(void *ud, struct h2_session *session, const struct h2_
 		.body_len = r->body_len,
 	};
 	struct buf out = BUF_INIT;
+	s->requests[SERVER_PROTO_H2]++;
 	c->h2_stream = r->stream_id;
 	enum handler_result hr = s->handlers[c->kind](s->node, c, &req, &out);
 	c->h2_stream = 0;
@@ -804,6 +816,11 @@ size_t server_connections(const struct server *s)
 size_t server_connections_kind(const struct server *s, enum listener_kind kind)
 {
 	return s->n_conns_kind[kind];
+}
+
+uint64_t server_requests(const struct server *s, enum server_proto proto)
+{
+	return s->requests[proto];
 }
 
 void server_close(struct server *s, void (*on_closed)(void *ud), void *ud)

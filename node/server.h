@@ -73,6 +73,7 @@ struct conn {
 	uint8_t *scratch;	   /* decoded chunked bodies, allocated on first use */
 	uint64_t request_start_ms; /* first byte of the current request, 0 if none */
 	uint64_t last_activity_ms;
+	uint64_t drain_start_ms;
 	int open_handles;
 	bool closing;
 	bool writing;
@@ -130,6 +131,14 @@ void server_set_limits(struct server *s, const struct server_limits *limits);
 void server_stop_listening(struct server *s);
 size_t server_connections(const struct server *s);
 size_t server_connections_kind(const struct server *s, enum listener_kind kind);
+enum server_proto {
+	SERVER_PROTO_HTTP10,
+	SERVER_PROTO_HTTP11,
+	SERVER_PROTO_H2,
+	SERVER_PROTO_COUNT
+};
+/* Requests handled since start, by protocol (all listeners). */
+uint64_t server_requests(const struct server *s, enum server_proto proto);
 /* Closes every connection and listener; on_closed once all handles are closed (then freed). */
 void server_close(struct server *s, void (*on_closed)(void *ud), void *ud);
 

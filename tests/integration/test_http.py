@@ -277,6 +277,39 @@ def case_limits(t):
     t.ok(back, "stapled_connections_active{listener=ocsp} back to 0")
 
 
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def case_pipelining_without_reading(t):
+    # A client pipelines requests for seconds and never reads an answer: the server must stop
+    # reading (backpressure) instead of queueing answers without bound.
+    env = t.env(upstream="python")
+    node = env.stapled(certificates=[env.pki.path("good-chain.crt")])
+    node.wait_ready()
+    before = rss_kb(node.proc.pid)
+    req = ("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % env.get_path("good")).encode()
+    burst = req * 200
+    s = socket.create_connection(("127.0.0.1", node.port))
+    s.setblocking(False)
+    sent, deadline = 0, time.monotonic() + 4
+    while time.monotonic() < deadline:
+        try:
+            sent += s.send(burst)
+        except BlockingIOError:
+            time.sleep(0.01)
+    grown = rss_kb(node.proc.pid) - before
+    t.ok(sent > 0, "sent %d bytes of pipelined requests without reading" % sent)
+    t.ok(grown < 16 * 1024, "server memory grew by %d KiB only (bounded)" % grown)
+    s.close()
+    r = env.query(node, "good")
+    t.ok(r.ok_good, "the node keeps answering others", r)
+
+
 if __name__ == "__main__":
     t = st.Test(__file__)
-    t.run(case_keepalive_pipelining, case_garbage, case_limits)
+    t.run(case_keepalive_pipelining, case_garbage, case_limits, case_pipelining_without_reading)

@@ -159,6 +159,22 @@ def case_issuer_from_aia(t):
     stop_nodes(t, env)
 
 
+def case_retry_after_in_the_past(t):
+    # An upstream whose clock is behind ours sends a Retry-After date already past (parsed as
+    # 0 s): the retry must still wait the backoff base (1 s in these tests), never loop.
+    env = t.env(upstream="python")
+    good = env.pki.serial("good")
+    env.upstream.set_mode("http503", serials=[good],
+                          retry_after=email.utils.formatdate(time.time() - 30, usegmt=True))
+    node = env.stapled(certificates=[env.pki.path("good-chain.crt")])
+    st.poll(lambda: len(requests_for(env.upstream, good)) >= 1, 10, what="a first request")
+    time.sleep(4)
+    n = len(requests_for(env.upstream, good))
+    t.ok(2 <= n <= 8, "Retry-After in the past: %d upstream requests in ~4 s (not a loop)" % n)
+    t.ok(node.proc.alive(), "node alive")
+    stop_nodes(t, env)
+
+
 def case_retry_after(t):
     env = t.env(upstream="python", extra_leaves=2)
     good, ext, dated = (env.pki.serial("good"), env.pki.serial(extra(env, 1)),
@@ -308,5 +324,5 @@ def case_etag(t):
 
 if __name__ == "__main__":
     t = st.Test(__file__)
-    t.run(case_failover, case_issuer_from_aia, case_retry_after, case_upstream_max_age,
+    t.run(case_failover, case_issuer_from_aia, case_retry_after, case_retry_after_in_the_past, case_upstream_max_age,
           case_alerts, case_etag)

@@ -1491,6 +1491,40 @@ static void test_overhead(void **state)
 	cache_free(c);
 }
 
+/* Fewer than three alert thresholds (unused ones 0, last) are valid; a gap or a rise is not.
+ * cache_set_config applies the same rule and leaves the old configuration on failure. */
+static void test_config_thresholds(void **state)
+{
+	(void)state;
+	static const double ok[][3] = {{0.5, 0.25, 0.1}, {0.5, 0.25, 0}, {0.5, 0, 0}, {1, 0.9, 0}};
+	static const double bad[][3] = {{0, 0, 0},     {0.5, 0, 0.1}, {0.25, 0.5, 0},
+					{0.5, 0.5, 0}, {1.5, 0.5, 0}, {0.5, -0.1, 0}};
+	struct cache_config cfg;
+	struct cache *c;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		cache_config_default(&cfg);
+		memcpy(cfg.alert_fraction, ok[i], sizeof(cfg.alert_fraction));
+		assert_int_equal(cache_new(&cfg, &c), 0);
+		cache_free(c);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cache_config_default(&cfg);
+		memcpy(cfg.alert_fraction, bad[i], sizeof(cfg.alert_fraction));
+		assert_int_equal(cache_new(&cfg, &c), -EINVAL);
+	}
+	cache_config_default(&cfg);
+	assert_int_equal(cache_new(&cfg, &c), 0);
+	struct cache_config other = cfg;
+	other.refresh_lo = 0.9;
+	other.refresh_hi = 0.1;
+	assert_int_equal(cache_set_config(c, &other), -EINVAL);
+	other = cfg;
+	other.refresh_lo = 0.1;
+	other.refresh_hi = 0.2;
+	assert_int_equal(cache_set_config(c, &other), 0);
+	cache_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1517,6 +1551,7 @@ int main(void)
 		cmocka_unit_test(test_model),
 		cmocka_unit_test(test_stress),
 		cmocka_unit_test(test_overhead),
+		cmocka_unit_test(test_config_thresholds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
