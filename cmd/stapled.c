@@ -68,6 +68,16 @@ static void usage(FILE *f)
 		"  -h, --help                print this help and exit\n");
 }
 
+/* A list given on the command line replaces the file's (flags override the file). */
+static void replace_list(struct str_list *dst, const struct str_list *flags)
+{
+	if (!flags->n)
+		return;
+	str_list_clear(dst);
+	for (size_t i = 0; i < flags->n; i++)
+		str_list_add(dst, flags->v[i]);
+}
+
 static int load_config(struct config *out, void *ud, char *err, size_t errlen)
 {
 	const struct cli *cli = ud;
@@ -78,16 +88,8 @@ static int load_config(struct config *out, void *ud, char *err, size_t errlen)
 		if (r < 0)
 			goto fail;
 	}
-	if (cli->listen.n) {
-		str_list_clear(&out->listen);
-		for (size_t i = 0; i < cli->listen.n; i++)
-			str_list_add(&out->listen, cli->listen.v[i]);
-	}
-	if (cli->admin_listen.n) {
-		str_list_clear(&out->admin_listen);
-		for (size_t i = 0; i < cli->admin_listen.n; i++)
-			str_list_add(&out->admin_listen, cli->admin_listen.v[i]);
-	}
+	replace_list(&out->listen, &cli->listen);
+	replace_list(&out->admin_listen, &cli->admin_listen);
 	if (cli->certs.n) {
 		out->certs =
 			realloc(out->certs, (out->n_certs + cli->certs.n) * sizeof(*out->certs));
@@ -98,16 +100,8 @@ static int load_config(struct config *out, void *ud, char *err, size_t errlen)
 			out->certs[out->n_certs++].path = strdup(cli->certs.v[i]);
 		}
 	}
-	if (cli->parents.n) {
-		str_list_clear(&out->parents);
-		for (size_t i = 0; i < cli->parents.n; i++)
-			str_list_add(&out->parents, cli->parents.v[i]);
-	}
-	if (cli->tls_listen.n) {
-		str_list_clear(&out->tls_listen);
-		for (size_t i = 0; i < cli->tls_listen.n; i++)
-			str_list_add(&out->tls_listen, cli->tls_listen.v[i]);
-	}
+	replace_list(&out->parents, &cli->parents);
+	replace_list(&out->tls_listen, &cli->tls_listen);
 	if (cli->tls_cert) {
 		free(out->tls_cert);
 		out->tls_cert = strdup(cli->tls_cert);
@@ -120,11 +114,7 @@ static int load_config(struct config *out, void *ud, char *err, size_t errlen)
 		str_list_add(&out->cert_dirs, cli->cert_dirs.v[i]);
 	for (size_t i = 0; i < cli->issuer_dirs.n; i++)
 		str_list_add(&out->issuer_dirs, cli->issuer_dirs.v[i]);
-	if (cli->upstreams.n) {
-		str_list_clear(&out->upstreams);
-		for (size_t i = 0; i < cli->upstreams.n; i++)
-			str_list_add(&out->upstreams, cli->upstreams.v[i]);
-	}
+	replace_list(&out->upstreams, &cli->upstreams);
 	if (cli->cache_dir) {
 		free(out->cache_dir);
 		out->cache_dir = cli->cache_dir[0] ? strdup(cli->cache_dir) : NULL;
