@@ -31,10 +31,10 @@ struct h2_str {
 /* A complete request (END_STREAM seen). Everything is borrowed: valid during the callback only. */
 struct h2_request {
 	int32_t stream_id;
-	struct h2_str method;    /* ":method" */
-	struct h2_str path;      /* ":path" (origin-form, or absolute for proxies) */
+	struct h2_str method;	 /* ":method" */
+	struct h2_str path;	 /* ":path" (origin-form, or absolute for proxies) */
 	struct h2_str authority; /* ":authority" or Host */
-	struct h2_str scheme;    /* ":scheme" */
+	struct h2_str scheme;	 /* ":scheme" */
 	struct h2_str content_type;
 	struct h2_str if_none_match;
 	struct h2_str if_modified_since;
@@ -50,9 +50,9 @@ struct h2_header {
 
 struct h2_limits {
 	uint32_t max_concurrent_streams; /* advertised and enforced (default 128) */
-	size_t max_header_bytes;         /* per request header block, decoded (8192) */
-	size_t max_body_bytes;           /* per request body (16384) */
-	uint32_t max_unanswered_resets;  /* streams reset by the client before being answered,
+	size_t max_header_bytes;	 /* per request header block, decoded (8192) */
+	size_t max_body_bytes;		 /* per request body (16384) */
+	uint32_t max_unanswered_resets;	 /* streams reset by the client before being answered,
 					    per connection, before GOAWAY (1000) */
 };
 void h2_limits_default(struct h2_limits *l);

@@ -24,8 +24,8 @@ struct tls_conn;
  * Errors: -EBADMSG unparseable certificate or key; -EINVAL key does not match the certificate;
  * writes a reason to errbuf.
  */
-int tls_ctx_new(const uint8_t *chain_pem, size_t chain_len, const uint8_t *key_pem,
-		size_t key_len, char *errbuf, size_t errlen, struct tls_ctx **ret);
+int tls_ctx_new(const uint8_t *chain_pem, size_t chain_len, const uint8_t *key_pem, size_t key_len,
+		char *errbuf, size_t errlen, struct tls_ctx **ret);
 void tls_ctx_free(struct tls_ctx *ctx);
 
 /* Errors: -ENOMEM. */
