@@ -9,6 +9,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/fixture.h"
+
 #include <openssl/ocsp.h>
 #include <openssl/x509.h>
 
@@ -123,29 +125,13 @@ static void test_encode_matches_openssl(void **state)
 	assert_true(certid_encode(&big, out, sizeof(out)) < 0);
 }
 
-static uint8_t *load(const char *name, size_t *ret_len)
-{
-	char path[512];
-	snprintf(path, sizeof(path), "%s/%s", FIXTURES, name);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		fail_msg("cannot open %s", path);
-	struct buf b = BUF_INIT;
-	uint8_t tmp[4096];
-	size_t n;
-	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-		buf_append(&b, tmp, n);
-	fclose(f);
-	return buf_steal(&b, ret_len);
-}
-
 /* The CertID inside openssl's request for good.crt ends the request; ours must equal it. */
 static void test_encode_matches_fixture_requests(void **state)
 {
 	static const char *const files[] = {"req-sha1.der", "req-sha256.der", "req-sha384.der",
 					    "req-sha512.der"};
 	size_t len, n;
-	uint8_t *d = load("good-chain.pem", &len);
+	uint8_t *d = fixture_load("good-chain.pem", &len);
 	struct pki_cert **v;
 	assert_int_equal(pki_certs_parse(d, len, &v, &n), 0);
 	free(d);
@@ -156,7 +142,7 @@ static void test_encode_matches_fixture_requests(void **state)
 		uint8_t out[256];
 		int k = certid_encode(&id, out, sizeof(out));
 		assert_true(k > 0);
-		uint8_t *req = load(files[alg], &len);
+		uint8_t *req = fixture_load(files[alg], &len);
 		assert_true(len > (size_t)k);
 		assert_memory_equal(req + len - (size_t)k, out, (size_t)k);
 		free(req);

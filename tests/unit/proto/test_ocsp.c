@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/fixture.h"
+
 #include "proto/buf.h"
 #include "proto/mem.h"
 #include "proto/ocsp.h"
@@ -18,26 +20,10 @@
 #define REVOKED_AT_UNIX 1704164645 /* 2024-01-02 03:04:05Z, set in make-fixtures.sh */
 #define WEEK		(7 * 86400)
 
-static uint8_t *load(const char *name, size_t *ret_len)
-{
-	char path[512];
-	snprintf(path, sizeof(path), "%s/%s", FIXTURES, name);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		fail_msg("cannot open %s", path);
-	struct buf b = BUF_INIT;
-	uint8_t tmp[4096];
-	size_t n;
-	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-		buf_append(&b, tmp, n);
-	fclose(f);
-	return buf_steal(&b, ret_len);
-}
-
 static struct pki_cert *load_cert(const char *name)
 {
 	size_t len, n;
-	_cleanup_free_ uint8_t *data = load(name, &len);
+	_cleanup_free_ uint8_t *data = fixture_load(name, &len);
 	struct pki_cert **v;
 	assert_int_equal(pki_certs_parse(data, len, &v, &n), 0);
 	assert_int_equal(n, 1);
@@ -59,7 +45,7 @@ static int check(const char *name, const struct pki_cert *issuer, const struct c
 		 uint32_t *failures)
 {
 	size_t len;
-	_cleanup_free_ uint8_t *der = load(name, &len);
+	_cleanup_free_ uint8_t *der = fixture_load(name, &len);
 	return ocsp_response_check(der, len, issuer, expect, now, policy, info, failures);
 }
 
@@ -356,7 +342,7 @@ static void test_malformed_responses(void **state)
 	struct ocsp_info info;
 	uint32_t f;
 	size_t len;
-	_cleanup_free_ uint8_t *der = load("resp-good-sha1.der", &len);
+	_cleanup_free_ uint8_t *der = fixture_load("resp-good-sha1.der", &len);
 
 	static const uint8_t junk[] = {0x30, 0x03, 0x02, 0x01, 0x00};
 	assert_int_equal(
@@ -415,7 +401,7 @@ static void test_request_parse_algs(void **state)
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		size_t len;
-		_cleanup_free_ uint8_t *der = load(cases[i].file, &len);
+		_cleanup_free_ uint8_t *der = fixture_load(cases[i].file, &len);
 		struct ocsp_request req;
 		assert_int_equal(ocsp_request_parse(der, len, &req), 0);
 		assert_int_equal(req.id.alg, cases[i].alg);
@@ -462,20 +448,20 @@ static void test_request_nonce_and_two(void **state)
 {
 	size_t len;
 	struct ocsp_request req;
-	_cleanup_free_ uint8_t *nonce = load("req-nonce.der", &len);
+	_cleanup_free_ uint8_t *nonce = fixture_load("req-nonce.der", &len);
 	assert_int_equal(ocsp_request_parse(nonce, len, &req), 0);
 	assert_true(req.has_nonce);
 	assert_false(req.has_other_ext);
 	assert_true(certid_equal(&req.id, &fx.good_id));
 
 	/* RFC 5019 responders need not check request signatures; the CertID is what matters. */
-	_cleanup_free_ uint8_t *signed_req = load("req-signed.der", &len);
+	_cleanup_free_ uint8_t *signed_req = fixture_load("req-signed.der", &len);
 	assert_int_equal(ocsp_request_parse(signed_req, len, &req), 0);
 	assert_false(req.has_nonce);
 	assert_false(req.has_other_ext);
 	assert_true(certid_equal(&req.id, &fx.good_id));
 
-	_cleanup_free_ uint8_t *two = load("req-two.der", &len);
+	_cleanup_free_ uint8_t *two = fixture_load("req-two.der", &len);
 	memset(&req, 0xaa, sizeof(req));
 	assert_int_equal(ocsp_request_parse(two, len, &req), -ENOTSUP);
 	assert_int_equal(req.id.alg, 0xaa); /* untouched on failure */
@@ -485,7 +471,7 @@ static void test_request_malformed(void **state)
 {
 	size_t len;
 	struct ocsp_request req;
-	_cleanup_free_ uint8_t *der = load("req-sha256.der", &len);
+	_cleanup_free_ uint8_t *der = fixture_load("req-sha256.der", &len);
 
 	for (size_t i = 0; i < len; i++)
 		assert_int_equal(ocsp_request_parse(der, i, &req), -EBADMSG);
@@ -509,7 +495,7 @@ static void test_request_malformed(void **state)
 
 	/* A response is not a request. */
 	size_t rlen;
-	_cleanup_free_ uint8_t *resp = load("resp-good-sha1.der", &rlen);
+	_cleanup_free_ uint8_t *resp = fixture_load("resp-good-sha1.der", &rlen);
 	assert_int_equal(ocsp_request_parse(resp, rlen, &req), -EBADMSG);
 
 	/* Hash of the wrong length for its algorithm. */

@@ -9,6 +9,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/fixture.h"
+
 #include <openssl/evp.h>
 #include <openssl/ocsp.h>
 #include <openssl/pem.h>
@@ -18,26 +20,10 @@
 #include "proto/mem.h"
 #include "proto/pki.h"
 
-static uint8_t *load(const char *name, size_t *ret_len)
-{
-	char path[512];
-	snprintf(path, sizeof(path), "%s/%s", FIXTURES, name);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		fail_msg("cannot open %s", path);
-	struct buf b = BUF_INIT;
-	uint8_t tmp[4096];
-	size_t n;
-	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-		buf_append(&b, tmp, n);
-	fclose(f);
-	return buf_steal(&b, ret_len);
-}
-
 static int parse_file(const char *name, struct pki_cert ***ret, size_t *ret_n)
 {
 	size_t len;
-	_cleanup_free_ uint8_t *d = load(name, &len);
+	_cleanup_free_ uint8_t *d = fixture_load(name, &len);
 	return pki_certs_parse(d, len, ret, ret_n);
 }
 
@@ -104,7 +90,7 @@ static void test_parse_errors(void **state)
 	assert_int_equal(parse_file("resp-good-sha1.der", &v, &n), -EBADMSG);
 
 	size_t len;
-	_cleanup_free_ uint8_t *der = load("good.der", &len);
+	_cleanup_free_ uint8_t *der = fixture_load("good.der", &len);
 	for (size_t i = 1; i < len; i += 7)
 		assert_int_equal(pki_certs_parse(der, i, &v, &n), -EBADMSG);
 	/* trailing bytes after a DER certificate */
@@ -124,7 +110,7 @@ static void test_parse_errors(void **state)
 static void test_parse_limit(void **state)
 {
 	size_t len;
-	_cleanup_free_ uint8_t *pem = load("good.crt", &len);
+	_cleanup_free_ uint8_t *pem = fixture_load("good.crt", &len);
 	_cleanup_buf_ struct buf b = BUF_INIT;
 	for (int i = 0; i < 64; i++)
 		buf_append(&b, pem, len);
@@ -146,7 +132,7 @@ static void test_identity(void **state)
 	_cleanup_(pki_cert_unrefp) struct pki_cert *pem = one("good.crt");
 	_cleanup_(pki_cert_unrefp) struct pki_cert *der = one("good.der");
 	size_t len, dl;
-	_cleanup_free_ uint8_t *file = load("good.der", &len);
+	_cleanup_free_ uint8_t *file = fixture_load("good.der", &len);
 
 	const uint8_t *d = pki_cert_der(pem, &dl);
 	assert_int_equal(dl, len);
