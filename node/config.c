@@ -187,53 +187,51 @@ static size_t digits_len(const char *s)
 	return n;
 }
 
-int config_parse_duration_ms(const char *s, uint64_t *ret_ms)
+struct unit {
+	const char *suffix;
+	uint64_t mult;
+};
+
+/* Digits, then one of the suffixes (exact, or ignoring case), scaled by its multiplier without
+ * exceeding max. Errors: -EINVAL malformed or unknown suffix; -ERANGE overflow. */
+static int parse_scaled(const char *s, const struct unit *units, size_t n_units, bool nocase,
+			uint64_t max, uint64_t *ret)
 {
-	static const struct {
-		const char *suffix;
-		uint64_t ms;
-	} units[] = {
-		{"ms", 1}, {"", SEC}, {"s", SEC}, {"m", MINUTE}, {"h", HOUR}, {"d", DAY},
-	};
 	size_t n = digits_len(s);
 	uint64_t v;
 	int r = parse_u64(s, n, &v);
 	if (r < 0)
 		return r;
-	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
-		if (strcmp(s + n, units[i].suffix) != 0)
+	for (size_t i = 0; i < n_units; i++) {
+		if ((nocase ? strcasecmp(s + n, units[i].suffix) : strcmp(s + n, units[i].suffix)))
 			continue;
-		if (v > UINT64_MAX / units[i].ms)
+		if (v > max / units[i].mult)
 			return -ERANGE;
-		*ret_ms = v * units[i].ms;
+		*ret = v * units[i].mult;
 		return 0;
 	}
 	return -EINVAL;
 }
 
+int config_parse_duration_ms(const char *s, uint64_t *ret_ms)
+{
+	static const struct unit units[] = {
+		{"ms", 1}, {"", SEC}, {"s", SEC}, {"m", MINUTE}, {"h", HOUR}, {"d", DAY},
+	};
+	return parse_scaled(s, units, ARRAY_SIZE(units), false, UINT64_MAX, ret_ms);
+}
+
 int config_parse_size(const char *s, size_t *ret)
 {
-	static const struct {
-		const char *suffix;
-		uint64_t mult;
-	} units[] = {
+	static const struct unit units[] = {
 		{"", 1},     {"b", 1},	   {"k", KIB}, {"kb", KIB}, {"kib", KIB}, {"m", MIB},
 		{"mb", MIB}, {"mib", MIB}, {"g", GIB}, {"gb", GIB}, {"gib", GIB},
 	};
-	size_t n = digits_len(s);
 	uint64_t v;
-	int r = parse_u64(s, n, &v);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
-		if (strcasecmp(s + n, units[i].suffix) != 0)
-			continue;
-		if (v > SIZE_MAX / units[i].mult)
-			return -ERANGE;
-		*ret = (size_t)(v * units[i].mult);
-		return 0;
-	}
-	return -EINVAL;
+	int r = parse_scaled(s, units, ARRAY_SIZE(units), true, SIZE_MAX, &v);
+	if (r == 0)
+		*ret = (size_t)v;
+	return r;
 }
 
 int config_parse_log_level(const char *s, int *ret)

@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "tests/unit/fixture.h"
+
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -29,28 +31,12 @@ static const uint8_t OFFER_H2[] = "\x02h2";
 static const uint8_t OFFER_H11[] = "\x08http/1.1";
 static const uint8_t OFFER_OTHER[] = "\x06spdy/3\x08http/1.0";
 
-static uint8_t *load(const char *name, size_t *ret_len)
-{
-	char path[512];
-	snprintf(path, sizeof(path), "%s/%s", FIXTURES, name);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		fail_msg("cannot open %s", path);
-	struct buf b = BUF_INIT;
-	uint8_t tmp[4096];
-	size_t n;
-	while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-		buf_append(&b, tmp, n);
-	fclose(f);
-	return buf_steal(&b, ret_len);
-}
-
 static int ctx_from(const char *chain, const char *key, char *errbuf, size_t errlen,
 		    struct tls_ctx **ret)
 {
 	size_t cl, kl;
-	_cleanup_free_ uint8_t *c = load(chain, &cl);
-	_cleanup_free_ uint8_t *k = load(key, &kl);
+	_cleanup_free_ uint8_t *c = fixture_load(chain, &cl);
+	_cleanup_free_ uint8_t *k = fixture_load(key, &kl);
 	return tls_ctx_new(c, cl, k, kl, errbuf, errlen, ret);
 }
 
@@ -440,8 +426,8 @@ static void test_bad_pem(void **state)
 	assert_string_equal(err, "private key does not match the certificate");
 
 	size_t cl, kl;
-	_cleanup_free_ uint8_t *chain = load("good-chain.pem", &cl);
-	_cleanup_free_ uint8_t *key = load("good.key", &kl);
+	_cleanup_free_ uint8_t *chain = fixture_load("good-chain.pem", &cl);
+	_cleanup_free_ uint8_t *key = fixture_load("good.key", &kl);
 	const char *goodkey = (const char *)key;
 	const char *goodchain = (const char *)chain;
 
