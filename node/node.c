@@ -108,21 +108,15 @@ static void load_issuers(struct node *n)
 	if (!d)
 		return;
 	struct dirent *de;
-	struct buf p = BUF_INIT;
+	struct buf data = BUF_INIT;
 	while ((de = readdir(d))) {
 		if (strncmp(de->d_name, "issuer-", 7) != 0)
 			continue;
-		buf_reset(&p);
-		buf_printf(&p, "%s/%s", n->cfg.cache_dir, de->d_name);
-		int fd = open((const char *)p.data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0)
-			continue;
-		uint8_t data[65536];
-		ssize_t len = read(fd, data, sizeof(data));
-		close(fd);
+		buf_reset(&data);
 		struct pki_cert **certs;
 		size_t nc;
-		if (len > 0 && pki_certs_parse(data, (size_t)len, &certs, &nc) == 0) {
+		if (store_read(n->store, de->d_name, &data, NULL) == 0 &&
+		    pki_certs_parse(data.data, data.len, &certs, &nc) == 0) {
 			for (size_t i = 0; i < nc; i++)
 				inventory_add_issuer(n->inv, certs[i], false);
 			pki_certs_free(certs, nc);
@@ -130,7 +124,7 @@ static void load_issuers(struct node *n)
 			log_warning("store", "%s: not a certificate, ignored", de->d_name);
 		}
 	}
-	buf_done(&p);
+	buf_done(&data);
 	closedir(d);
 }
 
@@ -170,43 +164,6 @@ static void collect_name(struct cache_entry *e, void *ud)
 	cc->count++;
 }
 
-/* Reads one cache-dir file as store_load would: regular, no symlink, at most 1 MiB. */
-static int read_cache_file(const struct node *n, const char *name, struct buf *out,
-			   int64_t *ret_mtime)
-{
-	struct buf p = BUF_INIT;
-	buf_printf(&p, "%s/%s", n->cfg.cache_dir, name);
-	int fd = open((const char *)p.data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	buf_done(&p);
-	if (fd < 0)
-		return -errno;
-	struct stat st;
-	int r = 0;
-	if (fstat(fd, &st) < 0)
-		r = -errno;
-	else if (!S_ISREG(st.st_mode))
-		r = -EINVAL;
-	else if (st.st_size > 1024 * 1024)
-		r = -EFBIG;
-	while (r == 0) {
-		buf_reserve(out, 16384);
-		ssize_t k = read(fd, out->data + out->len, out->cap - out->len - 1);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			r = -errno;
-		if (k <= 0)
-			break;
-		out->len += (size_t)k;
-		if (out->len > 1024 * 1024)
-			r = -EFBIG;
-	}
-	close(fd);
-	/* A clock that went backwards must not make a response look received in the future. */
-	*ret_mtime = MIN((int64_t)st.st_mtim.tv_sec, node_now_unix());
-	return r;
-}
-
 static void load_one(struct node *n, size_t idx)
 {
 	struct pending_file *pf = &n->pending[idx];
@@ -217,7 +174,9 @@ static void load_one(struct node *n, size_t idx)
 		ei->slots[CERTID_SHA1]->disk_pending = false;
 	struct buf b = BUF_INIT;
 	int64_t mtime = node_now_unix();
-	int r = read_cache_file(n, pf->name, &b, &mtime);
+	int r = store_read(n->store, pf->name, &b, &mtime);
+	/* A clock that went backwards must not make a response look received in the future. */
+	mtime = MIN(mtime, node_now_unix());
 	if (r < 0) {
 		log_warning("store", "%s: unreadable, skipped: %s", pf->name, strerror(-r));
 		n->m.disk_skipped++;

@@ -597,8 +597,10 @@ int store_open_outputs_only(uv_loop_t *loop, struct store **ret)
 	return 0;
 }
 
-/* Reads one entry into buf; returns its length or -errno (-EMSGSIZE too large or not regular). */
-static ssize_t store_read_entry(int dirfd, const char *name, unsigned char d_type, uint8_t *buf)
+/* Reads one entry into buf; returns its length or -errno (-EMSGSIZE too large or not regular).
+ * ret_mtime (may be NULL) receives the file's modification time. */
+static ssize_t store_read_entry(int dirfd, const char *name, unsigned char d_type, uint8_t *buf,
+				int64_t *ret_mtime)
 {
 	struct stat st;
 	size_t len = 0;
@@ -632,7 +634,25 @@ static ssize_t store_read_entry(int dirfd, const char *name, unsigned char d_typ
 		len += (size_t)n;
 	}
 	close(fd);
+	if (ret_mtime)
+		*ret_mtime = (int64_t)st.st_mtim.tv_sec;
 	return (ssize_t)len;
+}
+
+int store_read(struct store *s, const char *name, struct buf *out, int64_t *ret_mtime)
+{
+	if (s->dirfd < 0 || !name || !store_name_ok(name))
+		return -EINVAL;
+	buf_reserve(out, STORE_ENTRY_MAX_BYTES);
+	int64_t mtime = 0;
+	ssize_t len = store_read_entry(s->dirfd, name, DT_UNKNOWN, out->data + out->len, &mtime);
+	if (len < 0)
+		return (int)len;
+	out->len += (size_t)len;
+	out->data[out->len] = 0;
+	if (ret_mtime)
+		*ret_mtime = mtime;
+	return 0;
 }
 
 int store_load(struct store *s,
@@ -668,7 +688,7 @@ int store_load(struct store *s,
 			skipped++;
 			continue;
 		}
-		ssize_t len = store_read_entry(s->dirfd, name, de->d_type, buf);
+		ssize_t len = store_read_entry(s->dirfd, name, de->d_type, buf, NULL);
 		if (len < 0) {
 			skipped++;
 			continue;

@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "proto/buf.h"
+
 struct store;
 
 struct store_stats {
@@ -44,6 +46,14 @@ int store_open(uv_loop_t *loop, const char *dir, struct store **ret);
 int store_load(struct store *s,
 	       void (*fn)(const char *name, const uint8_t *data, size_t len, void *ud), void *ud,
 	       size_t *ret_skipped);
+
+/*
+ * Reads one entry file of the directory (same rules as store_load: a valid name, a regular file,
+ * no symlink, at most 1 MiB), appending its bytes to `out`; *ret_mtime (may be NULL) receives its
+ * modification time. Synchronous: for start-up and on-demand loading.
+ * Errors: -EINVAL bad name or outputs-only store; -EMSGSIZE not regular or too large; -errno.
+ */
+int store_read(struct store *s, const char *name, struct buf *out, int64_t *ret_mtime);
 
 /*
  * Queues an atomic write of `data` (copied) to <dir>/<name>. `name` must be a plain file name
