@@ -57,8 +57,11 @@ enum {
 
 struct cache_issuer {
 	struct pki_cert *cert; /* NULL for a hashes-only issuer */
+	void *user;	       /* the node's data (cache_issuer_user) */
 	uint32_t seq;	       /* creation order: keys the entry index deterministically */
+	uint32_t n_entries;    /* entries whose issuer this is */
 	uint8_t algs;	       /* bit per alg with known hashes */
+	bool merged;	       /* folded into another issuer: no longer found by lookups */
 	uint8_t fingerprint[32];
 	uint8_t name_hash[CERTID_ALG_COUNT][CERTID_HASH_MAX];
 	uint8_t key_hash[CERTID_ALG_COUNT][CERTID_HASH_MAX];
@@ -106,6 +109,8 @@ struct cache {
 
 	struct cache_issuer **issuers;
 	size_t n_issuers, cap_issuers;
+	uint32_t next_seq;
+	uint64_t seed;		  /* cfg.hash_seed as given to cache_new: keys the entry index */
 	struct issuer_key *ikeys; /* open addressing, power-of-two size */
 	size_t n_ikeys, cap_ikeys;
 
@@ -157,9 +162,10 @@ static uint64_t mix64(uint64_t z)
  * Position hash of (issuer, serial) in the entry index: process-local, but deterministic. It is
  * on the responder's hot path, so it takes the serial eight bytes at a time rather than FNV's one.
  */
-static uint64_t index_hash(const struct cache_issuer *i, const uint8_t *serial, size_t len)
+static uint64_t index_hash(uint64_t seed, const struct cache_issuer *i, const uint8_t *serial,
+			   size_t len)
 {
-	uint64_t h = ((uint64_t)i->seq << 8 | len) * 0x9e3779b97f4a7c15ull;
+	uint64_t h = mix64(seed ^ ((uint64_t)i->seq << 8 | len)) * 0x9e3779b97f4a7c15ull;
 
 	for (size_t off = 0; off < len; off += 8) {
 		uint64_t w = 0;
@@ -254,7 +260,7 @@ static struct cache_issuer *issuer_new(struct cache *c)
 {
 	struct cache_issuer *i = xcalloc(1, sizeof(*i));
 
-	i->seq = (uint32_t)c->n_issuers;
+	i->seq = c->next_seq++;
 	c->issuers = xgrow(c->issuers, &c->cap_issuers, c->n_issuers + 1, sizeof(*c->issuers));
 	c->issuers[c->n_issuers++] = i;
 	return i;
@@ -291,7 +297,7 @@ static size_t index_slot(const struct cache *c, const struct cache_issuer *i, co
 			 size_t len)
 {
 	size_t mask = c->cap_index - 1;
-	size_t p = index_hash(i, serial, len) & mask;
+	size_t p = index_hash(c->seed, i, serial, len) & mask;
 	while (c->index[p] && !entry_is(c->index[p], i, serial, len))
 		p = (p + 1) & mask;
 	return p;
@@ -340,7 +346,7 @@ static void index_remove(struct cache *c, struct cache_entry *e)
 	c->n_entries--;
 	for (size_t q = (p + 1) & mask; c->index[q]; q = (q + 1) & mask) {
 		struct cache_entry *k = c->index[q];
-		size_t home = index_hash(k->issuer, k->serial, k->serial_len) & mask;
+		size_t home = index_hash(c->seed, k->issuer, k->serial, k->serial_len) & mask;
 		if (((q - home) & mask) >= ((q - p) & mask)) {
 			c->index[p] = k;
 			c->index[q] = NULL;
@@ -526,7 +532,9 @@ int cache_set_config(struct cache *c, const struct cache_config *cfg)
 	int r = cache_config_check(cfg);
 	if (r < 0)
 		return r;
+	uint64_t seed = c->cfg.hash_seed;
 	c->cfg = *cfg;
+	c->cfg.hash_seed = seed; /* the index is laid out by it */
 	return 0;
 }
 
@@ -538,6 +546,7 @@ int cache_new(const struct cache_config *cfg, struct cache **ret)
 
 	struct cache *c = xcalloc(1, sizeof(*c));
 	c->cfg = *cfg;
+	c->seed = cfg->hash_seed;
 	*ret = c;
 	return 0;
 }
@@ -596,9 +605,12 @@ static void issuer_merge(struct cache *c, struct cache_issuer *from, struct cach
 			continue;
 		index_remove(c, e);
 		e->issuer = to;
+		from->n_entries--;
+		to->n_entries++;
 		index_insert(c, e);
 	}
 	free(moving);
+	from->merged = true;
 }
 
 int cache_issuer_add(struct cache *c, struct pki_cert *issuer_cert, struct cache_issuer **ret)
@@ -659,6 +671,56 @@ bool cache_issuer_has_alg(const struct cache_issuer *i, enum certid_alg alg)
 	return (unsigned)alg < CERTID_ALG_COUNT && (i->algs & (1u << alg));
 }
 
+void *cache_issuer_user(const struct cache_issuer *i)
+{
+	return i->user;
+}
+
+void cache_issuer_set_user(struct cache_issuer *i, void *user)
+{
+	i->user = user;
+}
+
+size_t cache_issuer_entries(const struct cache_issuer *i)
+{
+	return i->n_entries;
+}
+
+size_t cache_issuer_gc(struct cache *c, void (*on_remove)(struct cache_issuer *i, void *ud),
+		       void *ud)
+{
+	size_t kept = 0, removed = 0;
+
+	for (size_t k = 0; k < c->n_issuers; k++) {
+		struct cache_issuer *i = c->issuers[k];
+		if ((i->cert && !i->merged) || i->n_entries > 0) {
+			c->issuers[kept++] = i;
+			continue;
+		}
+		if (on_remove)
+			on_remove(i, ud);
+		if (i->cert)
+			pki_cert_unref(i->cert);
+		free(i);
+		removed++;
+	}
+	c->n_issuers = kept;
+	if (!removed)
+		return 0;
+	/* Rebuild the issuer table from the survivors (no tombstones to manage; gc is rare). */
+	memset(c->ikeys, 0, c->cap_ikeys * sizeof(*c->ikeys));
+	c->n_ikeys = 0;
+	for (size_t k = 0; k < c->n_issuers; k++) {
+		struct cache_issuer *i = c->issuers[k];
+		if (i->merged)
+			continue;
+		for (unsigned a = 0; a < CERTID_ALG_COUNT; a++)
+			if (i->algs & (1u << a))
+				ikeys_insert_raw(c, i, a);
+	}
+	return removed;
+}
+
 /* ---- entries ---- */
 
 int cache_entry_add(struct cache *c, struct cache_issuer *issuer, const uint8_t *serial,
@@ -702,6 +764,7 @@ int cache_entry_add(struct cache *c, struct cache_issuer *issuer, const uint8_t 
 	};
 	memcpy(e->serial, serial, serial_len);
 	index_insert(c, e);
+	issuer->n_entries++;
 	entry_rekey(c, e);
 	*ret = e;
 	return 0;
@@ -721,6 +784,7 @@ void cache_entry_remove(struct cache *c, struct cache_entry *e)
 	if (e->heap_idx != HEAP_NONE)
 		heap_remove(entry_heap(c, e), e);
 	index_remove(c, e);
+	e->issuer->n_entries--;
 	slot_drop_resp(c, e->resp0);
 	e->resp0 = NULL;
 	if (e->more) {

@@ -51,6 +51,10 @@ struct cache_config {
 	int64_t backoff_base_s;		/* first retry delay ceiling after a failure (10) */
 	int64_t backoff_max_s;		/* retry delay cap (3600) */
 	double alert_fraction[3]; /* validity left that raises alert levels 1..3 (.5 .25 .1) */
+	/* Keys the entry index's layout (not the entry key hash, which every node shares): a
+	 * random seed keeps request-chosen serials of learned entries from being picked to
+	 * collide. Fixed at cache_new; cache_set_config keeps the first one. Default 0. */
+	uint64_t hash_seed;
 };
 void cache_config_default(struct cache_config *c);
 
@@ -98,6 +102,20 @@ struct cache_issuer *cache_issuer_find(struct cache *c, enum certid_alg alg,
 /* The issuer certificate (borrowed), or NULL for a hashes-only issuer. */
 struct pki_cert *cache_issuer_cert(const struct cache_issuer *i);
 bool cache_issuer_has_alg(const struct cache_issuer *i, enum certid_alg alg);
+/* The node's own data for this issuer (borrowed; the cache never touches it but see gc). */
+void *cache_issuer_user(const struct cache_issuer *i);
+void cache_issuer_set_user(struct cache_issuer *i, void *user);
+/* Number of entries of this issuer. */
+size_t cache_issuer_entries(const struct cache_issuer *i);
+/*
+ * Removes issuers that answer nothing any more: hashes-only issuers without entries (learned
+ * from requests whose entries have all been removed) and issuers merged into another one once
+ * their last entry is gone. on_remove (may be NULL) is called for each before it is freed, so
+ * the caller can release its user data. Issuers with a certificate are kept. Returns how many
+ * were removed. Issuer pointers other than the removed ones stay valid.
+ */
+size_t cache_issuer_gc(struct cache *c, void (*on_remove)(struct cache_issuer *i, void *ud),
+		       void *ud);
 
 /* ---- entries ---- */
 

@@ -975,7 +975,106 @@ static void test_cert_merges_two_forms(void **state)
 	assert_ptr_equal(cache_issuer_find(c, CERTID_SHA256, n2, k2), h1);
 	cache_entry_remove(c, same2);
 	assert_ptr_equal(cache_lookup(c, &r256.id), same1);
+	/* h2 is merged and empty now: gc frees it; the certificate issuer stays and still
+	 * answers every form. */
+	assert_int_equal(cache_issuer_entries(h1), 2);
+	assert_int_equal(cache_issuer_gc(c, NULL, NULL), 1);
+	assert_ptr_equal(cache_lookup(c, &r256.id), same1);
+	assert_ptr_equal(cache_issuer_find(c, CERTID_SHA256, n2, k2), h1);
 	cache_free(c);
+}
+
+static int gc_seen;
+static void gc_note(struct cache_issuer *i, void *ud)
+{
+	assert_ptr_equal(cache_issuer_user(i), ud);
+	gc_seen++;
+}
+
+/* Hashes-only issuers learned from requests go once their last entry goes; others stay. */
+static void test_issuer_gc(void **state)
+{
+	struct cache *c = new_cache();
+	_cleanup_(pki_cert_unrefp) struct pki_cert *intc = load_cert("int.crt");
+	struct cache_issuer *ci = NULL;
+	assert_int_equal(cache_issuer_add(c, intc, &ci), 0);
+
+	enum {
+		N = 300
+	};
+	struct cache_issuer *h[N];
+	struct cache_entry *e[N];
+	uint8_t name[CERTID_HASH_MAX], key[CERTID_HASH_MAX], serial[4] = {7, 7, 7, 7};
+	int token;
+	for (int k = 0; k < N; k++) {
+		h[k] = hissuer(c, CERTID_SHA1, 1000 + k, name, key);
+		cache_issuer_set_user(h[k], &token);
+		assert_int_equal(cache_entry_add(c, h[k], serial, 4, CACHE_ENTRY_LEARNED, 0, &e[k]),
+				 0);
+		assert_int_equal(cache_issuer_entries(h[k]), 1);
+	}
+	struct cache_entry *ce = NULL;
+	assert_int_equal(cache_entry_add(c, ci, serial, 4, 0, 0, &ce), 0);
+	assert_int_equal(cache_issuer_gc(c, gc_note, &token), 0);
+	/* Drop the even ones: their issuers go, the odd ones still answer. */
+	for (int k = 0; k < N; k += 2)
+		cache_entry_remove(c, e[k]);
+	gc_seen = 0;
+	assert_int_equal(cache_issuer_gc(c, gc_note, &token), N / 2);
+	assert_int_equal(gc_seen, N / 2);
+	for (int k = 0; k < N; k++) {
+		struct certid id = {.alg = CERTID_SHA1, .serial_len = 4};
+		fill(id.name_hash, CERTID_HASH_MAX, (1000 + k) * 2 + 1);
+		fill(id.key_hash, CERTID_HASH_MAX, (1000 + k) * 2 + 2);
+		memcpy(id.serial, serial, 4);
+		assert_ptr_equal(cache_lookup(c, &id), k % 2 ? e[k] : NULL);
+	}
+	/* The certificate issuer is never collected, even with no entries. */
+	cache_entry_remove(c, ce);
+	assert_int_equal(cache_issuer_gc(c, NULL, NULL), 0);
+	struct cache_stats st;
+	cache_stats(c, 0, &st);
+	assert_int_equal(st.issuers, 1 + N / 2);
+	cache_free(c);
+}
+
+/* The index seed changes the layout, never the answers or the shared key hash. */
+static void test_hash_seed(void **state)
+{
+	struct cache_config cfg;
+	cache_config_default(&cfg);
+	uint64_t kh[2] = {0, 0};
+	for (int run = 0; run < 2; run++) {
+		cfg.hash_seed = run ? 0x5eed5eed12345678ull : 0;
+		struct cache *c = NULL;
+		assert_int_equal(cache_new(&cfg, &c), 0);
+		uint8_t name[CERTID_HASH_MAX], key[CERTID_HASH_MAX];
+		struct cache_issuer *i = hissuer(c, CERTID_SHA1, 5, name, key);
+		struct cache_entry *e[500];
+		for (uint32_t k = 0; k < 500; k++) {
+			uint8_t serial[4];
+			memcpy(serial, &k, 4);
+			assert_int_equal(cache_entry_add(c, i, serial, 4, 0, 0, &e[k]), 0);
+		}
+		for (uint32_t k = 0; k < 500; k += 3)
+			cache_entry_remove(c, e[k]);
+		for (uint32_t k = 0; k < 500; k++) {
+			struct certid id = {.alg = CERTID_SHA1, .serial_len = 4};
+			memcpy(id.name_hash, name, 20);
+			memcpy(id.key_hash, key, 20);
+			memcpy(id.serial, &k, 4);
+			assert_ptr_equal(cache_lookup(c, &id), k % 3 ? e[k] : NULL);
+		}
+		kh[run] = cache_entry_key_hash(e[1]);
+		cfg.hash_seed = 99; /* set_config cannot re-key a live index */
+		assert_int_equal(cache_set_config(c, &cfg), 0);
+		struct certid id1;
+		assert_int_equal(cache_entry_certid(e[1], CERTID_SHA1, &id1), 0);
+		assert_ptr_equal(cache_lookup(c, &id1), e[1]);
+		cache_free(c);
+	}
+	assert_true(kh[0] == kh[1]);
+	(void)state;
 }
 
 static void test_slots_per_alg(void **state)
@@ -1546,6 +1645,8 @@ int main(void)
 		cmocka_unit_test(test_cert_issuer_all_algs),
 		cmocka_unit_test(test_cert_upgrades_hashes_only),
 		cmocka_unit_test(test_cert_merges_two_forms),
+		cmocka_unit_test(test_issuer_gc),
+		cmocka_unit_test(test_hash_seed),
 		cmocka_unit_test(test_slots_per_alg),
 		cmocka_unit_test(test_store_real_response),
 		cmocka_unit_test(test_model),
