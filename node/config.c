@@ -105,6 +105,9 @@ void config_init(struct config *c)
 		.max_clock_skew_s = 300,
 		.default_validity_s = 0,
 		.allow_revoked = true,
+		.learn = true,
+		.learn_idle_ms = DAY,
+		.learn_max_entries = 100000,
 		.log_level = LOG_INFO,
 	};
 	str_list_add(&c->listen, "127.0.0.1:8889");
@@ -128,6 +131,8 @@ void config_done(struct config *c)
 	str_list_clear(&c->upstreams);
 	free(c->proxy);
 	free(c->alert_command);
+	free(c->learn_default_origin);
+	str_list_clear(&c->learn_allowed_origins);
 	*c = (struct config){0};
 }
 
@@ -157,6 +162,8 @@ static void config_copy(struct config *dst, const struct config *src)
 	str_list_copy(&dst->upstreams, &src->upstreams);
 	dst->proxy = strdup_or_null(src->proxy);
 	dst->alert_command = strdup_or_null(src->alert_command);
+	dst->learn_default_origin = strdup_or_null(src->learn_default_origin);
+	str_list_copy(&dst->learn_allowed_origins, &src->learn_allowed_origins);
 }
 
 /* ---- scalar parsers ---- */
@@ -442,6 +449,15 @@ static const struct opt tls_opts[] = {
 	{NULL, 0, 0, 0, 0, NULL},
 };
 
+static const struct opt learn_opts[] = {
+	{"enabled", OPT_BOOL, F(learn), 0, 0, NULL},
+	{"idle_expiry", OPT_MS, F(learn_idle_ms), 1000, 366 * DAY, NULL},
+	{"max_entries", OPT_COUNT, F(learn_max_entries), 0, 100000000, NULL},
+	{"default_origin", OPT_STR, F(learn_default_origin), 0, 0, NULL},
+	{"allowed_origins", OPT_LIST, F(learn_allowed_origins), 0, 0, NULL},
+	{NULL, 0, 0, 0, 0, NULL},
+};
+
 static const struct opt root_opts[] = {
 	{"listen", OPT_LIST, F(listen), 0, 0, NULL},
 	{"admin_listen", OPT_LIST, F(admin_listen), 0, 0, NULL},
@@ -459,6 +475,7 @@ static const struct opt root_opts[] = {
 	{"fetch", OPT_SECTION, 0, 0, 0, fetch_opts},
 	{"refresh", OPT_SECTION, 0, 0, 0, refresh_opts},
 	{"validation", OPT_SECTION, 0, 0, 0, validation_opts},
+	{"learn", OPT_SECTION, 0, 0, 0, learn_opts},
 	{NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -989,6 +1006,13 @@ int config_validate(const struct config *c, char *errbuf, size_t errlen)
 			     c->cache_max_bytes, c->max_response_bytes);
 
 	r = validate_urls(&c->upstreams, "fetch.upstreams", errbuf, errlen);
+	if (r < 0)
+		return r;
+	if (c->learn_default_origin && !url_ok(c->learn_default_origin))
+		return vfail(errbuf, errlen,
+			     "learn.default_origin: '%s' is not an http:// or https:// URL",
+			     c->learn_default_origin);
+	r = validate_urls(&c->learn_allowed_origins, "learn.allowed_origins", errbuf, errlen);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < c->parents.n; i++)

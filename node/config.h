@@ -72,6 +72,13 @@ struct config {
 	int64_t default_validity_s;	 /* 0: nextUpdate required */
 	bool allow_revoked;		 /* true */
 
+	/* learning entries from requests (leaf, parent and forward-proxy modes) */
+	bool learn;		    /* true */
+	uint64_t learn_idle_ms;	    /* drop learned entries not asked for this long (24h) */
+	size_t learn_max_entries;   /* 100000 */
+	char *learn_default_origin; /* origin when neither request nor issuer names one */
+	struct str_list learn_allowed_origins; /* URL prefixes an origin must start with (any) */
+
 	/* operations */
 	int log_level; /* syslog level, default LOG_INFO (6) */
 };

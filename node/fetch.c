@@ -64,6 +64,7 @@ struct fetch {
 	bool too_big;
 	bool h2;
 	struct buf body;
+	struct buf issuer; /* "Stapled-Issuer" response header value */
 	struct fetch_result res;
 	char errbuf[CURL_ERROR_SIZE];
 	struct fetch *prev, *next;
@@ -268,6 +269,7 @@ static void fetch_free(struct fetch *f)
 		curl_easy_cleanup(f->easy);
 	curl_slist_free_all(f->headers);
 	buf_done(&f->body);
+	buf_done(&f->issuer);
 	free(f->url);
 	free(f->der);
 	free(f);
@@ -345,6 +347,8 @@ static void fetch_finish(struct fetch *f, CURLcode code)
 		r->http_status = status;
 		r->body = f->body.data;
 		r->body_len = f->body.len;
+		r->stapled_issuer = f->issuer.len ? (const char *)f->issuer.data : NULL;
+		r->stapled_issuer_len = f->issuer.len;
 	}
 	if (r->err != 0) {
 		r->http_status = 0;
@@ -410,6 +414,7 @@ static size_t on_curl_header(char *p, size_t size, size_t nitems, void *ud)
 	/* Each status line starts a new header block (1xx, proxy CONNECT): keep the last one. */
 	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
 		fetch_reset_headers(r);
+		buf_reset(&f->issuer);
 		return total;
 	}
 	const char *colon = memchr(p, ':', len);
@@ -440,6 +445,11 @@ static size_t on_curl_header(char *p, size_t size, size_t nitems, void *ud)
 	} else if (fetch_header_is(p, nlen, "date")) {
 		if (http_date_parse(v, vlen, &n) == 0)
 			r->date_unix = n;
+	} else if (fetch_header_is(p, nlen, "stapled-issuer")) {
+		/* A CA certificate in base64: a few KB; anything larger is not one. */
+		buf_reset(&f->issuer);
+		if (vlen <= FETCH_ISSUER_MAX)
+			buf_append(&f->issuer, v, vlen);
 	}
 	return total;
 }
@@ -484,7 +494,8 @@ static long fetch_clamp_long(uint64_t v)
 }
 
 /* Sets every option; returns false if curl refused one. */
-static bool fetch_setup(struct fetch *f, bool post, const char *if_none_match)
+static bool fetch_setup(struct fetch *f, bool post, const char *if_none_match,
+			const char *const *extra, size_t n_extra)
 {
 	struct fetcher *fr = f->fr;
 	const struct fetcher_config *cfg = &fr->cfg;
@@ -554,6 +565,10 @@ static bool fetch_setup(struct fetch *f, bool post, const char *if_none_match)
 		f->headers = curl_slist_append(f->headers, (const char *)line.data);
 		ok = f->headers && ok;
 	}
+	for (size_t i = 0; i < n_extra; i++) {
+		f->headers = curl_slist_append(f->headers, extra[i]);
+		ok = f->headers && ok;
+	}
 	buf_done(&line);
 	SET(CURLOPT_HTTPHEADER, f->headers);
 #undef SET
@@ -571,6 +586,12 @@ int fetcher_start(struct fetcher *fr, const struct fetch_request *req, fetch_cb 
 	/* CR or LF would let a stored ETag inject header lines. */
 	if (req->if_none_match && strpbrk(req->if_none_match, "\r\n"))
 		return -EINVAL;
+	for (size_t i = 0; i < req->n_headers; i++) {
+		const char *h = req->headers[i];
+		const char *colon = h ? strchr(h, ':') : NULL;
+		if (!colon || colon == h || strpbrk(h, "\r\n"))
+			return -EINVAL;
+	}
 	if (!req->der && req->der_len > 0)
 		return -EINVAL;
 
@@ -579,6 +600,7 @@ int fetcher_start(struct fetcher *fr, const struct fetch_request *req, fetch_cb 
 	f->cb = cb;
 	f->ud = ud;
 	buf_init(&f->body);
+	buf_init(&f->issuer);
 	fetch_reset_headers(&f->res);
 
 	struct buf url = BUF_INIT;
@@ -607,7 +629,7 @@ int fetcher_start(struct fetcher *fr, const struct fetch_request *req, fetch_cb 
 		fetch_free(f);
 		return -ENOMEM;
 	}
-	if (!fetch_setup(f, post, req->if_none_match)) {
+	if (!fetch_setup(f, post, req->if_none_match, req->headers, req->n_headers)) {
 		fetch_free(f);
 		return -EIO;
 	}

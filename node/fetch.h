@@ -37,7 +37,12 @@ struct fetch_request {
 	bool force_post;	   /* POST even when GET would fit */
 	bool h2; /* a stapled parent: HTTP/2 by ALPN on https:// (HTTP/1.1 keep-alive on http://),
 		    multiplexed on one connection */
+	const char *const *headers; /* extra request header lines "Name: value" (copied) */
+	size_t n_headers;
 };
+
+/* Largest "Stapled-Issuer" response header value kept (base64 of a CA certificate). */
+#define FETCH_ISSUER_MAX 16384
 
 struct fetch_result {
 	int err;	  /* 0: an HTTP response came back (any status); else -errno:
@@ -54,6 +59,10 @@ struct fetch_result {
 	int64_t retry_after_s;	/* Retry-After in seconds from now, -1 if absent */
 	int64_t date_unix;	/* Date header, -1 if absent */
 	double total_ms;	/* transfer time */
+	/* "Stapled-Issuer" header of a parent node (base64 DER, unchecked), borrowed like body;
+	 * NULL if absent or over FETCH_ISSUER_MAX. */
+	const char *stapled_issuer;
+	size_t stapled_issuer_len;
 };
 
 typedef void (*fetch_cb)(struct fetch *f, const struct fetch_result *r, void *ud);
@@ -65,7 +74,8 @@ int fetcher_new(uv_loop_t *loop, const struct fetcher_config *cfg, struct fetche
  * Starts a fetch. On success the callback is called exactly once, from the loop, unless the
  * fetch is cancelled first; the struct fetch is freed after the callback returns.
  * Errors (callback never called): -EINVAL bad URL scheme (only http and https), malformed URL,
- * CR/LF in if_none_match, or der == NULL with der_len > 0; -ECANCELED the fetcher is closing;
+ * CR/LF in if_none_match or a header line, a header line without "Name:", or der == NULL
+ * with der_len > 0; -ECANCELED the fetcher is closing;
  * -ENOMEM / -EIO curl could not set the transfer up.
  */
 int fetcher_start(struct fetcher *fr, const struct fetch_request *req, fetch_cb cb, void *ud,

@@ -37,6 +37,9 @@ enum h2_field {
 	F_CONTENT_TYPE,
 	F_IF_NONE_MATCH,
 	F_IF_MODIFIED_SINCE,
+	F_STAPLED_ORIGIN,
+	F_STAPLED_HOPS,
+	F_STAPLED_WANT_ISSUER,
 	F_COUNT
 };
 
@@ -263,6 +266,9 @@ static void stream_deliver(struct h2_session *s, struct h2_stream *st)
 		[F_CONTENT_TYPE] = &req.content_type,
 		[F_IF_NONE_MATCH] = &req.if_none_match,
 		[F_IF_MODIFIED_SINCE] = &req.if_modified_since,
+		[F_STAPLED_ORIGIN] = &req.stapled_origin,
+		[F_STAPLED_HOPS] = &req.stapled_hops,
+		[F_STAPLED_WANT_ISSUER] = &req.stapled_want_issuer,
 	};
 	for (size_t i = 0; i < F_COUNT; i++) {
 		if (!dst[i] || !(st->present & (1u << i)))
@@ -312,6 +318,9 @@ static int field_of(const uint8_t *name, size_t len)
 		[F_CONTENT_TYPE] = "content-type",
 		[F_IF_NONE_MATCH] = "if-none-match",
 		[F_IF_MODIFIED_SINCE] = "if-modified-since",
+		[F_STAPLED_ORIGIN] = "stapled-origin",
+		[F_STAPLED_HOPS] = "stapled-hops",
+		[F_STAPLED_WANT_ISSUER] = "stapled-want-issuer",
 	};
 	for (int i = 0; i < F_COUNT; i++)
 		if (name_is(name, len, names[i]))

@@ -38,6 +38,9 @@ struct h2_request {
 	struct h2_str content_type;
 	struct h2_str if_none_match;
 	struct h2_str if_modified_since;
+	struct h2_str stapled_origin; /* between stapled nodes (docs/decisions/0006) */
+	struct h2_str stapled_hops;
+	struct h2_str stapled_want_issuer;
 	const uint8_t *body;
 	size_t body_len;
 };

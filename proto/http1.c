@@ -384,12 +384,23 @@ static int on_header(const uint8_t *name, size_t nlen, const uint8_t *v, size_t 
 	case 12:
 		if (name_is(name, "content-type", 12) && !r->content_type.p)
 			r->content_type = (struct http1_str){(const char *)v, vlen};
+		else if (name_is(name, "stapled-hops", 12) && !r->stapled_hops.p)
+			r->stapled_hops = (struct http1_str){(const char *)v, vlen};
 		break;
 	case 13:
 		if (name_is(name, "if-none-match", 13) && !r->if_none_match.p)
 			r->if_none_match = (struct http1_str){(const char *)v, vlen};
 		break;
+	case 19:
+		if (name_is(name, "stapled-want-issuer", 19) && !r->stapled_want_issuer.p)
+			r->stapled_want_issuer = (struct http1_str){(const char *)v, vlen};
+		break;
 	case 14:
+		if (name_is(name, "stapled-origin", 14)) {
+			if (!r->stapled_origin.p)
+				r->stapled_origin = (struct http1_str){(const char *)v, vlen};
+			break;
+		}
 		if (name_is(name, "content-length", 14)) {
 			int64_t n;
 			int k = parse_content_length(v, vlen, &n);

@@ -47,6 +47,12 @@ struct http1_request {
 	struct http1_str content_type;
 	struct http1_str if_none_match;
 	struct http1_str if_modified_since;
+	/* Between stapled nodes (docs/decisions/0006): the origin responder URL the forwarding
+	 * node knows, how many stapled nodes forwarded the request, and whether the issuer
+	 * certificate is wanted back. */
+	struct http1_str stapled_origin;
+	struct http1_str stapled_hops;
+	struct http1_str stapled_want_issuer;
 	int64_t content_length; /* -1 if absent */
 	/* The body. For Content-Length bodies it points into the input; for chunked bodies into
 	 * `scratch` (see http1_parse). */

@@ -5,6 +5,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/sha.h>
 
@@ -105,6 +106,39 @@ static size_t b64_chars(size_t n)
 	return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
 }
 
+void ocsp_http_base64_encode(const uint8_t *data, size_t len, struct buf *out)
+{
+	char q[4];
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)data[i] << 16;
+		if (i + 1 < len)
+			v |= (uint32_t)data[i + 1] << 8;
+		if (i + 2 < len)
+			v |= data[i + 2];
+		q[0] = b64_alphabet[v >> 18];
+		q[1] = b64_alphabet[(v >> 12) & 63];
+		q[2] = i + 1 < len ? b64_alphabet[(v >> 6) & 63] : '=';
+		q[3] = i + 2 < len ? b64_alphabet[v & 63] : '=';
+		buf_append(out, q, 4);
+	}
+}
+
+int ocsp_http_base64_decode(const char *s, size_t n, struct buf *out)
+{
+	size_t pad = 0;
+	while (pad < 2 && n > pad && s[n - 1 - pad] == '=')
+		pad++;
+	if (pad && n % 4 != 0)
+		return -EBADMSG;
+	size_t m = n - pad;
+	buf_reserve(out, m / 4 * 3 + 3);
+	int k = b64_decode(s, m, out->data + out->len);
+	if (k < 0)
+		return k;
+	out->len += (size_t)k;
+	return 0;
+}
+
 static int hex_value(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -156,8 +190,9 @@ static int try_candidate(const char *dec, size_t n, uint8_t *der, struct ocsp_re
 	return (int)total;
 }
 
-int ocsp_http_get_decode(const char *target, size_t len, struct buf *ret_der,
-			 struct ocsp_request *ret)
+/* ocsp_http_get_decode, also saying where in the raw target the request's base64 starts. */
+static int get_decode(const char *target, size_t len, struct buf *ret_der, struct ocsp_request *ret,
+		      size_t *ret_start)
 {
 	if (len > GET_TARGET_MAX)
 		return -EMSGSIZE;
@@ -169,10 +204,12 @@ int ocsp_http_get_decode(const char *target, size_t len, struct buf *ret_der,
 	 */
 	char dec[GET_TARGET_MAX];
 	bool start[GET_TARGET_MAX + 1];
+	uint16_t raw[GET_TARGET_MAX + 1]; /* raw offset of each decoded position */
 	size_t n = 0;
 	start[0] = false;
 	for (size_t i = 0; i < len; i++) {
 		char c = target[i];
+		raw[n] = (uint16_t)i;
 		if (c == '%' && i + 2 < len && hex_value(target[i + 1]) >= 0 &&
 		    hex_value(target[i + 2]) >= 0) {
 			c = (char)(hex_value(target[i + 1]) << 4 | hex_value(target[i + 2]));
@@ -193,12 +230,71 @@ int ocsp_http_get_decode(const char *target, size_t len, struct buf *ret_der,
 		if (k >= 0) {
 			buf_append(ret_der, der, (size_t)k);
 			*ret = req;
+			if (ret_start)
+				*ret_start = raw[d];
 			return 0;
 		}
 		if ((k == -ENOTSUP || k == -EMSGSIZE) && best == -EBADMSG)
 			best = k;
 	}
 	return best;
+}
+
+int ocsp_http_get_decode(const char *target, size_t len, struct buf *ret_der,
+			 struct ocsp_request *ret)
+{
+	return get_decode(target, len, ret_der, ret, NULL);
+}
+
+/* Bytes allowed in the authority of a proxied URL: host names, IPv4, [IPv6] and a port. */
+static bool authority_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_';
+}
+
+int ocsp_http_proxy_target(const char *target, size_t len, bool is_get, struct buf *ret_der,
+			   struct ocsp_request *ret, char *origin, size_t origin_size)
+{
+	size_t scheme;
+	if (len >= 7 && strncasecmp(target, "http://", 7) == 0)
+		scheme = 7;
+	else if (len >= 8 && strncasecmp(target, "https://", 8) == 0)
+		scheme = 8;
+	else
+		return -EINVAL;
+	size_t a = scheme;
+	while (a < len && target[a] != '/' && target[a] != '?') {
+		if (!authority_char(target[a]))
+			return -EBADMSG; /* userinfo, fragments, spaces … never in an OCSP URL */
+		a++;
+	}
+	if (a == scheme)
+		return -EBADMSG;
+	size_t end = len; /* end of the origin part */
+	if (is_get) {
+		if (a == len)
+			return -EBADMSG;
+		size_t start;
+		int r = get_decode(target + a, len - a, ret_der, ret, &start);
+		if (r < 0)
+			return r;
+		end = a + start;
+	} else {
+		for (size_t i = a; i < len; i++)
+			if ((unsigned char)target[i] <= ' ' || target[i] == 0x7f)
+				return -EBADMSG;
+	}
+	/* The origin is the URL as given, lower-cased scheme; a bare authority gets its "/". */
+	bool slash = end == a;
+	if (end + (slash ? 1 : 0) + 1 > origin_size)
+		return -EMSGSIZE;
+	memcpy(origin, scheme == 7 ? "http://" : "https://", scheme);
+	memcpy(origin + scheme, target + scheme, end - scheme);
+	if (slash)
+		origin[end++] = '/';
+	origin[end] = 0;
+	return 0;
 }
 
 void ocsp_http_get_encode(const uint8_t *der, size_t len, struct buf *out)

@@ -24,6 +24,25 @@
 int ocsp_http_get_decode(const char *target, size_t len, struct buf *ret_der,
 			 struct ocsp_request *ret);
 
+/* Standard base64 (RFC 4648 §4) with padding, appended to out. */
+void ocsp_http_base64_encode(const uint8_t *data, size_t len, struct buf *out);
+/* Decodes standard base64, padding optional, appending to out (nothing on error).
+ * Errors: -EBADMSG a character outside the alphabet or an impossible length. */
+int ocsp_http_base64_decode(const char *s, size_t n, struct buf *out);
+
+/*
+ * Splits an absolute-form request target (what a client sends to a forward proxy, RFC 9112
+ * §3.2.2) that names an OCSP responder: "http://host[:port]/path…" (or https). For a GET the
+ * OCSP request is found in the path as ocsp_http_get_decode finds it, and the origin is the URL
+ * before it ("http://ocsp.example/sub/"); for a POST the origin is the whole target and the
+ * request is the body (the caller's to parse). The origin is written NUL-terminated.
+ * Errors: -EINVAL not absolute-form (origin-form "/…", or another scheme); -EBADMSG an empty
+ * or odd authority (userinfo, spaces), control characters, or a GET without an OCSP request
+ * (also -ENOTSUP / -EMSGSIZE as ocsp_http_get_decode); -EMSGSIZE origin over origin_size.
+ */
+int ocsp_http_proxy_target(const char *target, size_t len, bool is_get, struct buf *ret_der,
+			   struct ocsp_request *ret, char *origin, size_t origin_size);
+
 /* Encodes DER as the url-encoded base64 GET path segment (no leading '/'); appends to out. */
 void ocsp_http_get_encode(const uint8_t *der, size_t len, struct buf *out);
 

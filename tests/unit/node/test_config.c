@@ -76,6 +76,11 @@ static void assert_defaults(const struct config *c)
 	assert_int_equal(c->max_clock_skew_s, 300);
 	assert_int_equal(c->default_validity_s, 0);
 	assert_true(c->allow_revoked);
+	assert_true(c->learn);
+	assert_int_equal(c->learn_idle_ms, 24 * 3600 * 1000);
+	assert_int_equal(c->learn_max_entries, 100000);
+	assert_null(c->learn_default_origin);
+	assert_list(&c->learn_allowed_origins, 0);
 	assert_int_equal(c->log_level, LOG_INFO);
 }
 
@@ -146,7 +151,13 @@ static const char every_key[] =
 	"validation:\n"
 	"  max_clock_skew: 90\n"
 	"  default_validity: 7d\n"
-	"  allow_revoked: FALSE\n";
+	"  allow_revoked: FALSE\n"
+	"learn:\n"
+	"  enabled: false\n"
+	"  idle_expiry: 2h\n"
+	"  max_entries: 7\n"
+	"  default_origin: http://ocsp.example/\n"
+	"  allowed_origins: [http://ocsp.example/, \"https://ocsp2.example/\"]\n";
 
 static void test_every_key(void **state)
 {
@@ -203,6 +214,11 @@ static void test_every_key(void **state)
 	assert_int_equal(c.max_clock_skew_s, 90);
 	assert_int_equal(c.default_validity_s, 7 * 86400);
 	assert_false(c.allow_revoked);
+	assert_false(c.learn);
+	assert_int_equal(c.learn_idle_ms, 2 * 3600 * 1000);
+	assert_int_equal(c.learn_max_entries, 7);
+	assert_string_equal(c.learn_default_origin, "http://ocsp.example/");
+	assert_list(&c.learn_allowed_origins, 2, "http://ocsp.example/", "https://ocsp2.example/");
 	assert_null(c.path); /* only config_load_file records a path */
 	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
 
@@ -312,6 +328,8 @@ static const struct {
 	 "test.yaml: line 2: refresh.min_interval: '0' is out of range"},
 	{"validation:\n  max_clock_skew: 2d\n", -EINVAL,
 	 "test.yaml: line 2: validation.max_clock_skew: '2d' is out of range"},
+	{"learn:\n  idle_expiry: 10ms\n", -EINVAL,
+	 "test.yaml: line 2: learn.idle_expiry: '10ms' is out of range"},
 	{"validation:\n  allow_revoked: [yes]\n", -EINVAL,
 	 "test.yaml: line 2: validation.allow_revoked: expected true or false, got a list"},
 	/* YAML errors carry the file name and the parser's line */
@@ -703,6 +721,10 @@ static void test_validate(void **state)
 		{"", add_bad_upstream,
 		 "fetch.upstreams: 'ftp://x/' is not an http:// or https:// URL"},
 		{"", set_bad_proxy, "fetch.proxy: 'proxy:3128' is not an http:// or https:// URL"},
+		{"learn:\n  default_origin: ocsp.example\n", NULL,
+		 "learn.default_origin: 'ocsp.example' is not an http:// or https:// URL"},
+		{"learn:\n  allowed_origins: [10.0.0.1]\n", NULL,
+		 "learn.allowed_origins: '10.0.0.1' is not an http:// or https:// URL"},
 		{"", set_zero_timeout, "fetch: timeouts must be positive"},
 		{"", set_zero_idle, "limits: timeouts must be positive"},
 		{"", set_bad_level, "log_level: 9 is not between 0 and 7"},

@@ -59,6 +59,9 @@ static int parse_copy(const char *in, size_t len, const struct http1_limits *lim
 		REBASE(content_type);
 		REBASE(if_none_match);
 		REBASE(if_modified_since);
+		REBASE(stapled_origin);
+		REBASE(stapled_hops);
+		REBASE(stapled_want_issuer);
 #undef REBASE
 		if (r->body && r->body != scratch) {
 			assert_true(r->body >= copy && r->body + r->body_len <= copy + len);
@@ -353,6 +356,20 @@ static void test_fields(void **state)
 	assert_memory_equal(r.body, "body", 4);
 	assert_ptr_equal(r.body, (const uint8_t *)req + sizeof(req) - 5);
 	assert_int_equal(r.header_bytes, sizeof(req) - 5);
+	assert_null(r.stapled_origin.p);
+
+	/* The headers stapled nodes send each other; the first of a repeated one counts. */
+	assert_int_equal(parse_str("POST http://ocsp.example/ HTTP/1.1\r\nHost: ocsp.example\r\n"
+				   "Stapled-Origin: http://ca.example/ocsp\r\n"
+				   "stapled-origin: http://other.example/\r\n"
+				   "STAPLED-HOPS: 2\r\nStapled-Want-Issuer: 1\r\n"
+				   "Content-Length: 0\r\n\r\n",
+				   &r, &consumed),
+			 HTTP1_COMPLETE);
+	assert_str(r.target, "http://ocsp.example/");
+	assert_str(r.stapled_origin, "http://ca.example/ocsp");
+	assert_str(r.stapled_hops, "2");
+	assert_str(r.stapled_want_issuer, "1");
 
 	assert_int_equal(parse_str("GET /a HTTP/1.0\r\n\r\n", &r, &consumed), HTTP1_COMPLETE);
 	assert_int_equal(r.method, HTTP1_GET);

@@ -164,6 +164,112 @@ static void test_get_decode_forms(void **state)
 	buf_done(&der);
 }
 
+/* Forward-proxy targets: the origin is the URL before the request (GET) or all of it (POST). */
+static void test_proxy_target(void **state)
+{
+	struct buf der = BUF_INIT, enc = BUF_INIT;
+	read_fixture("req-sha1.der", &der);
+	ocsp_http_get_encode(der.data, der.len, &enc);
+	buf_append_byte(&enc, 0);
+	static const struct {
+		const char *prefix, *origin;
+	} gets[] = {
+		{"http://127.0.0.1:8888/", "http://127.0.0.1:8888/"},
+		{"HTTP://ocsp.example.com/sub/path/", "http://ocsp.example.com/sub/path/"},
+		{"http://[::1]:80/ocsp?x=1/", "http://[::1]:80/ocsp?x=1/"},
+		{"https://ocsp.example/", "https://ocsp.example/"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(gets); i++) {
+		char *t = cat(gets[i].prefix, (char *)enc.data);
+		struct buf out = BUF_INIT;
+		struct ocsp_request req;
+		char origin[256];
+		assert_int_equal(ocsp_http_proxy_target(t, strlen(t), true, &out, &req, origin,
+							sizeof(origin)),
+				 0);
+		assert_string_equal(origin, gets[i].origin);
+		assert_int_equal(out.len, der.len);
+		assert_memory_equal(out.data, der.data, der.len);
+		/* Too small for the origin. */
+		assert_int_equal(ocsp_http_proxy_target(t, strlen(t), true, &out, &req, origin,
+							strlen(gets[i].origin)),
+				 -EMSGSIZE);
+		buf_done(&out);
+		free(t);
+	}
+	struct ocsp_request req;
+	struct buf out = BUF_INIT;
+	char origin[64];
+	static const struct {
+		const char *target;
+		bool get;
+		int err;
+		const char *origin;
+	} cases[] = {
+		{"http://ocsp.example", false, 0, "http://ocsp.example/"},
+		{"http://ocsp.example/a/b", false, 0, "http://ocsp.example/a/b"},
+		{"/", false, -EINVAL, NULL},
+		{"/MEUw", true, -EINVAL, NULL},
+		{"ftp://x/", false, -EINVAL, NULL},
+		{"http:///", false, -EBADMSG, NULL},
+		{"http://user@host/", false, -EBADMSG, NULL},
+		{"http://host/a b", false, -EBADMSG, NULL},
+		{"http://example.invalid/index.html", true, -EBADMSG, NULL},
+		{"http://example.invalid", true, -EBADMSG, NULL},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		int r = ocsp_http_proxy_target(cases[i].target, strlen(cases[i].target),
+					       cases[i].get, &out, &req, origin, sizeof(origin));
+		assert_int_equal(r, cases[i].err);
+		if (cases[i].origin)
+			assert_string_equal(origin, cases[i].origin);
+	}
+	buf_done(&out);
+	buf_done(&enc);
+	buf_done(&der);
+	(void)state;
+}
+
+static void test_base64(void **state)
+{
+	static const struct {
+		const char *raw, *b64;
+	} v[] = {{"", ""},
+		 {"f", "Zg=="},
+		 {"fo", "Zm8="},
+		 {"foo", "Zm9v"},
+		 {"foob", "Zm9vYg=="},
+		 {"fooba", "Zm9vYmE="},
+		 {"foobar", "Zm9vYmFy"},
+		 {"\xfb\xff", "+/8="}};
+	for (size_t i = 0; i < ARRAY_SIZE(v); i++) {
+		struct buf e = BUF_INIT, d = BUF_INIT;
+		ocsp_http_base64_encode((const uint8_t *)v[i].raw, strlen(v[i].raw), &e);
+		assert_int_equal(e.len, strlen(v[i].b64));
+		assert_memory_equal(e.data, v[i].b64, e.len);
+		assert_int_equal(ocsp_http_base64_decode(v[i].b64, strlen(v[i].b64), &d), 0);
+		assert_int_equal(d.len, strlen(v[i].raw));
+		assert_memory_equal(d.data, v[i].raw, d.len);
+		buf_reset(&d);
+		/* Unpadded forms decode too. */
+		size_t n = strlen(v[i].b64);
+		while (n && v[i].b64[n - 1] == '=')
+			n--;
+		assert_int_equal(ocsp_http_base64_decode(v[i].b64, n, &d), 0);
+		assert_int_equal(d.len, strlen(v[i].raw));
+		buf_done(&e);
+		buf_done(&d);
+	}
+	struct buf d = BUF_INIT;
+	assert_int_equal(ocsp_http_base64_decode("Zm9v!", 5, &d), -EBADMSG);
+	assert_int_equal(ocsp_http_base64_decode("Z", 1, &d), -EBADMSG);
+	assert_int_equal(ocsp_http_base64_decode("Zg=", 3, &d), -EBADMSG);
+	assert_int_equal(ocsp_http_base64_decode("Zm 9v", 5, &d), -EBADMSG);
+	assert_int_equal(d.len, 0);
+	buf_done(&d);
+	(void)state;
+}
+
 static void test_get_decode_padding_lengths(void **state)
 {
 	/* Serial lengths 1..3 give the three residues of the DER length mod 3. */
@@ -626,6 +732,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_get_decode_forms),
 		cmocka_unit_test(test_get_decode_padding_lengths),
+		cmocka_unit_test(test_proxy_target),
+		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_get_decode_errors),
 		cmocka_unit_test(test_get_encode),
 		cmocka_unit_test(test_date_format),
