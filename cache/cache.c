@@ -1048,9 +1048,14 @@ int cache_slot_schedule(struct cache *c, struct cache_entry *e, enum certid_alg 
 
 	if (!slot_get(e, alg, true, &s))
 		return -ENOENT;
-	*s.due = due_time(when_unix);
+	*s.due = when_unix == INT64_MAX ? DUE_IDLE : due_time(when_unix);
 	entry_rekey(c, e);
 	return 0;
+}
+
+size_t cache_issuer_count(const struct cache *c)
+{
+	return c->n_issuers;
 }
 
 int64_t cache_next_due(const struct cache *c)

@@ -102,6 +102,8 @@ struct cache_issuer *cache_issuer_find(struct cache *c, enum certid_alg alg,
 /* The issuer certificate (borrowed), or NULL for a hashes-only issuer. */
 struct pki_cert *cache_issuer_cert(const struct cache_issuer *i);
 bool cache_issuer_has_alg(const struct cache_issuer *i, enum certid_alg alg);
+/* Number of issuers registered (with a certificate or hashes only). */
+size_t cache_issuer_count(const struct cache *c);
 /* The node's own data for this issuer (borrowed; the cache never touches it but see gc). */
 void *cache_issuer_user(const struct cache_issuer *i);
 void cache_issuer_set_user(struct cache_issuer *i, void *user);
@@ -199,7 +201,8 @@ unsigned cache_slot_failures(const struct cache_entry *e, enum certid_alg alg);
 
 /*
  * Reschedules the slot to be due at `when_unix` (used by the node, e.g. an admin "refresh now",
- * or a fetch that was cancelled and must be retried). Errors: -ENOENT no such slot.
+ * or a fetch that was cancelled and must be retried); INT64_MAX makes it not due at all until
+ * wanted or rescheduled. Errors: -ENOENT no such slot.
  */
 int cache_slot_schedule(struct cache *c, struct cache_entry *e, enum certid_alg alg,
 			int64_t when_unix);

@@ -203,6 +203,11 @@ void inventory_add_issuer(struct inventory *inv, struct pki_cert *issuer, bool p
 		return;
 	inv->pool = xgrow(inv->pool, &inv->cap_pool, inv->n_pool + 1, sizeof(*inv->pool));
 	inv->pool[inv->n_pool++] = pki_cert_ref(issuer);
+	/* Known to the cache at once: entries learned from requests for its certificates get
+	 * their signatures checked (and can hand the issuer on to child nodes). */
+	struct cache_issuer *ci;
+	if (cache_issuer_add(inv->n->cache, issuer, &ci) < 0)
+		log_warning("inventory", "%s: unusable as an issuer", pki_cert_subject(issuer));
 	if (persist && inv->n->store_has_dir) {
 		char name[64];
 		char hex[33];
@@ -464,46 +469,13 @@ static bool leaf_has_upstream(struct inventory *inv, struct inv_leaf *l)
 	       pki_cert_ocsp_urls(l->cert, &urls) > 0;
 }
 
-static void entry_info_free(struct entry_info *ei)
-{
-	str_list_clear(&ei->upstreams);
-	str_list_clear(&ei->out_files);
-	if (ei->cert)
-		pki_cert_unref(ei->cert);
-	for (int a = 0; a < CERTID_ALG_COUNT; a++) {
-		if (ei->slots[a]) {
-			free(ei->slots[a]->etag);
-			free(ei->slots[a]);
-		}
-	}
-	free(ei);
-}
-
 static void entry_drop(struct inventory *inv, struct entry_info *ei)
 {
 	struct node *n = inv->n;
 	if (--ei->sources > 0)
 		return;
 	log_info("inventory", "%s: certificate gone, no longer refreshed", ei->name);
-	refresher_forget(n, ei);
-	/* Still waiting in the start-up loader: its file must not be matched to a freed entry. */
-	struct slot_state *s = ei->slots[CERTID_SHA1];
-	if (s && s->disk_pending && s->disk_idx < n->n_pending)
-		n->pending[s->disk_idx].hint = NULL;
-	for (int a = 0; a < CERTID_ALG_COUNT; a++) {
-		if (!cache_entry_resp(ei->entry, a))
-			continue;
-		char name[192];
-		refresher_file_name(ei->entry, a, name, sizeof(name));
-		if (n->store_has_dir)
-			store_del(n->store, name);
-	}
-	/* Requests parked on it learn that it is gone. */
-	cache_entry_remove(n->cache, ei->entry);
-	ei->entry = NULL;
-	for (int a = 0; a < CERTID_ALG_COUNT; a++)
-		responder_wake(n, ei, a);
-	entry_info_free(ei);
+	node_entry_remove(n, ei);
 }
 
 static void leaf_attach(struct inventory *inv, struct inv_leaf *l, struct pki_cert *issuer_cert)
@@ -532,6 +504,8 @@ static void leaf_attach(struct inventory *inv, struct inv_leaf *l, struct pki_ce
 		return;
 	}
 	struct entry_info *ei = cache_entry_user(e);
+	if (ei && ei->learned)
+		learn_adopt(n, ei, l->cert);
 	if (!ei) {
 		ei = xcalloc(1, sizeof(*ei));
 		ei->entry = e;
@@ -543,6 +517,8 @@ static void leaf_attach(struct inventory *inv, struct inv_leaf *l, struct pki_ce
 	}
 	ei->sources++;
 	l->ei = ei;
+	/* Certificates of this issuer that the node is asked about later can go there too. */
+	learn_note_issuer_origin(n, ci, learn_origin(n, ei));
 	/* Placed: its parsed form is no longer needed (memory per entry, DESIGN §4). */
 	pki_cert_compact(l->cert);
 }
@@ -815,7 +791,7 @@ void inventory_close(struct inventory *inv, void (*on_closed)(void *ud), void *u
 		if (--l->ei->sources == 0) {
 			refresher_forget(inv->n, l->ei);
 			cache_entry_set_user(l->ei->entry, NULL);
-			entry_info_free(l->ei);
+			entry_info_free(inv->n, l->ei);
 		}
 		l->ei = NULL;
 	}

@@ -159,6 +159,20 @@ void metrics_render(struct node *n, struct buf *out)
 	for (int p = 0; p < SERVER_PROTO_COUNT; p++)
 		buf_printf(out, "stapled_http_requests_total{protocol=\"%s\"} %llu\n", protos[p],
 			   (unsigned long long)server_requests(n->server, p));
+	family(out, "stapled_learned_entries", "gauge",
+	       "Entries learned from requests (leaf, parent and proxy modes).");
+	buf_printf(out, "stapled_learned_entries %zu\n", n->n_learned);
+	family(out, "stapled_learn_total", "counter",
+	       "Requests for unknown certificates, by what became of them, and expiries.");
+	for (int i = 0; i < LEARN_RESULT_COUNT; i++)
+		buf_printf(out, "stapled_learn_total{result=\"%s\"} %llu\n", learn_result_names[i],
+			   (unsigned long long)n->learn_results[i]);
+	family(out, "stapled_proxy_requests_total", "counter",
+	       "Forward-proxy (absolute-URI) requests, by result.");
+	buf_printf(out, "stapled_proxy_requests_total{result=\"ocsp\"} %llu\n",
+		   (unsigned long long)n->proxy_requests);
+	buf_printf(out, "stapled_proxy_requests_total{result=\"refused\"} %llu\n",
+		   (unsigned long long)n->proxy_refused);
 	family(out, "stapled_reloads_total", "counter", "Configuration reloads (SIGHUP).");
 	buf_printf(out, "stapled_reloads_total %llu\n", (unsigned long long)m->reloads);
 	family(out, "stapled_ready", "gauge", "1 when /readyz answers 200.");
@@ -209,6 +223,16 @@ static void entry_json(struct cache_entry *e, void *ud)
 	json_str(out, ei->cert ? pki_cert_subject(ei->cert) : "");
 	buf_printf(out, ",\"must_staple\":%s",
 		   cache_entry_flags(e) & CACHE_ENTRY_MUST_STAPLE ? "true" : "false");
+	buf_printf(out, ",\"learned\":%s,\"issuer_known\":%s,\"origin\":",
+		   ei->learned ? "true" : "false",
+		   cache_issuer_cert(cache_entry_issuer(e)) ? "true" : "false");
+	const char *origin = learn_origin(j->n, ei);
+	if (origin)
+		json_str(out, origin);
+	else
+		buf_append_str(out, "null");
+	if (ei->learned)
+		buf_printf(out, ",\"last_used\":%lld", (long long)ei->last_used_unix);
 	const struct cache_resp *r = cache_entry_resp(e, CERTID_SHA1);
 	const char *status = "none";
 	if (r)
@@ -285,7 +309,8 @@ static void entry_ready(struct cache_entry *e, void *ud)
 {
 	struct ready_ctx *r = ud;
 	struct entry_info *ei = cache_entry_user(e);
-	if (!ei || ei->no_upstream)
+	/* Learned entries come and go with requests: readiness is about the inventory. */
+	if (!ei || ei->no_upstream || ei->learned)
 		return;
 	if (cache_entry_servable(e, CERTID_SHA1, r->now))
 		return;

@@ -404,12 +404,54 @@ static void entry_alerts(struct cache_entry *e, void *ud)
 	}
 }
 
+void entry_info_free(struct node *n, struct entry_info *ei)
+{
+	learn_unlink(n, ei);
+	str_list_clear(&ei->upstreams);
+	str_list_clear(&ei->out_files);
+	if (ei->cert)
+		pki_cert_unref(ei->cert);
+	for (int a = 0; a < CERTID_ALG_COUNT; a++) {
+		if (ei->slots[a]) {
+			free(ei->slots[a]->etag);
+			free(ei->slots[a]);
+		}
+	}
+	free(ei->origin);
+	free(ei);
+}
+
+void node_entry_remove(struct node *n, struct entry_info *ei)
+{
+	refresher_forget(n, ei);
+	/* Still waiting in the start-up loader: its file must not be matched to a freed entry. */
+	struct slot_state *s = ei->slots[CERTID_SHA1];
+	if (s && s->disk_pending && s->disk_idx < n->n_pending)
+		n->pending[s->disk_idx].hint = NULL;
+	for (int a = 0; a < CERTID_ALG_COUNT; a++) {
+		if (!cache_entry_resp(ei->entry, a))
+			continue;
+		char name[192];
+		refresher_file_name(ei->entry, a, name, sizeof(name));
+		if (n->store_has_dir)
+			store_del(n->store, name);
+	}
+	/* Requests parked on it learn that it is gone. */
+	cache_entry_remove(n->cache, ei->entry);
+	ei->entry = NULL;
+	for (int a = 0; a < CERTID_ALG_COUNT; a++)
+		responder_wake(n, ei, a);
+	entry_info_free(n, ei);
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	struct node *n = t->data;
 	struct alert_ctx a = {.n = n, .now = node_now_unix()};
 	hooks_reap(n, false);
 	cache_foreach(n->cache, entry_alerts, &a);
+	if (n->learned)
+		learn_sweep(n, a.now);
 	/* The store cannot log (it runs off the loop): report new failures from its counters. */
 	struct store_stats ss;
 	store_get_stats(n->store, &ss);
@@ -540,6 +582,7 @@ static void node_teardown(struct node *n)
 		uv_close((uv_handle_t *)&n->drain_timer, NULL);
 	server_close(n->server, on_component_closed, n);
 	n->server = NULL;
+	learn_close(n);
 	inventory_close(n->inv, on_component_closed, n);
 	fetcher_close(n->fetcher, on_component_closed, n);
 	store_close(n->store, on_component_closed, n);
@@ -645,6 +688,7 @@ int node_run(const struct node_opts *opts)
 
 	struct cache_config cc;
 	cache_config_from(&n->cfg, &cc);
+	cc.hash_seed = node_random(n);
 	int r = cache_new(&cc, &n->cache);
 	if (r < 0) {
 		log_crit("config", "invalid cache settings: %s", strerror(-r));

@@ -91,7 +91,29 @@ struct entry_info {
 	unsigned sources;	     /* inventory files/config items naming this certificate */
 	bool no_upstream;	     /* no URL to ask: definitively failed */
 	struct slot_state *slots[CERTID_ALG_COUNT];
+	int64_t last_used_unix; /* last request for it (learned entries expire on this) */
+	/* Learned from a request (node/learn.c), not from the inventory. */
+	bool learned;
+	bool unauthorized; /* the upstream answered unauthorized: so do we while in backoff */
+	uint8_t hops;	   /* Stapled-Hops of the request that taught it */
+	char *origin;	   /* origin responder named by a request (proxy target, Stapled-Origin) */
+	int64_t learned_unix;
+	struct entry_info *learn_prev, *learn_next; /* node.learned list */
 };
+
+/* Entries learned from requests: why one was or was not created, and expiries. */
+enum learn_result {
+	LEARN_CREATED,
+	LEARN_REFUSED_LIMIT,	 /* learn.max_entries (or the issuer cap) reached */
+	LEARN_REFUSED_NO_ORIGIN, /* no parent, and no origin known for it */
+	LEARN_REFUSED_ORIGIN,	 /* the origin named is not in learn.allowed_origins */
+	LEARN_REFUSED_LOOP,	 /* forwarded through too many stapled nodes */
+	LEARN_EXPIRED,		 /* dropped after learn.idle_expiry without a request */
+	LEARN_RESULT_COUNT,
+};
+extern const char *const learn_result_names[LEARN_RESULT_COUNT];
+/* Stapled-Hops at which a node stops forwarding (a loop of parents). */
+#define LEARN_MAX_HOPS 8
 
 struct node {
 	uv_loop_t *loop;
@@ -123,9 +145,14 @@ struct node {
 	bool ready;
 	bool stopping;
 	int exit_code;
-	uint64_t rng[2];    /* xorshift128+ state, seeded from getrandom */
-	struct hook *hooks; /* alert commands running */
-	void *req_memo;	    /* responder.c: request bytes -> CertID memo */
+	uint64_t rng[2];	    /* xorshift128+ state, seeded from getrandom */
+	struct hook *hooks;	    /* alert commands running */
+	void *req_memo;		    /* responder.c: request bytes -> CertID memo */
+	struct entry_info *learned; /* learned entries (learn.c) */
+	size_t n_learned;
+	struct issuer_info *issuer_infos; /* node data of issuers (learn.c) */
+	uint64_t learn_results[LEARN_RESULT_COUNT];
+	uint64_t proxy_requests, proxy_refused;
 
 	/* Reload support: rebuilds the config from file and flags. */
 	int (*load_config)(struct config *out, void *ud, char *err, size_t errlen);
@@ -176,6 +203,42 @@ struct slot_state *entry_slot(struct entry_info *ei, enum certid_alg alg);
 /* The ordered upstream URLs for an entry (override, global, AIA); returns the count. */
 size_t refresher_upstreams(const struct node *n, const struct entry_info *ei,
 			   const char *const **ret_urls, const char **scratch, size_t scratch_n);
+
+/* ---- learning (node/learn.c) ---- */
+/*
+ * A learned entry for a request's CertID that the node has no entry for, or NULL (counted in
+ * learn_results) when learning is off, over its limits, looping, or nobody is known to ask.
+ * `origin` is the responder the request named (already checked with learn_origin_allowed), or
+ * NULL; `hops` its Stapled-Hops. The entry's slot for id->alg is due now.
+ */
+struct entry_info *learn_entry(struct node *n, const struct certid *id, const char *origin,
+			       unsigned hops);
+/* A learned entry for a response found in the cache directory (no origin, no checks). */
+struct entry_info *learn_from_disk(struct node *n, const struct certid *id);
+/* Whether an origin named by a request may be used (http(s) and learn.allowed_origins). */
+bool learn_origin_allowed(const struct node *n, const char *url);
+/* The origin responder for an entry: its own, its certificate's AIA, its issuer's, the default;
+ * NULL if none. */
+const char *learn_origin(const struct node *n, const struct entry_info *ei);
+/* Remembers an origin for the issuer's certificates (the first one seen stays). */
+void learn_note_issuer_origin(struct node *n, struct cache_issuer *ci, const char *url);
+/* The inventory now has the certificate of a learned entry: it becomes an ordinary entry. */
+void learn_adopt(struct node *n, struct entry_info *ei, struct pki_cert *cert);
+/* A parent's Stapled-Issuer header for a hashes-only entry; true if it is now usable. */
+bool learn_issuer_from_header(struct node *n, struct entry_info *ei, enum certid_alg alg,
+			      const char *b64, size_t len);
+/* Drops learned entries idle too long and the issuers left without entries. */
+void learn_sweep(struct node *n, int64_t now);
+void learn_issuer_removed(struct cache_issuer *ci, void *ud);
+/* Takes a learned entry off the learned list (before it is freed). */
+void learn_unlink(struct node *n, struct entry_info *ei);
+/* Frees every learned entry's node data and the issuers' (shutdown). */
+void learn_close(struct node *n);
+
+/* Removes an entry: its fetches, files, cache entry; parked requests are answered. Frees ei. */
+void node_entry_remove(struct node *n, struct entry_info *ei);
+/* Frees an entry_info (its cache entry must already be gone or detached). */
+void entry_info_free(struct node *n, struct entry_info *ei);
 
 /* ---- metrics and admin (node/metrics.c, node/admin.c) ---- */
 struct upstream_stats *metrics_upstream(struct metrics *m, const char *url);

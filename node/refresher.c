@@ -70,6 +70,11 @@ size_t refresher_upstreams(const struct node *n, const struct entry_info *ei,
 		for (size_t i = 0; i < na && k < scratch_n; i++)
 			if (url_ok(aia[i]))
 				scratch[k++] = aia[i];
+	} else {
+		/* Learned: the origin the request named, else its issuer's, else the default. */
+		const char *o = learn_origin(n, ei);
+		if (o && k < scratch_n)
+			scratch[k++] = o;
 	}
 	*ret_urls = scratch;
 	return k;
@@ -248,10 +253,24 @@ static enum fetch_outcome handle_answer(struct node *n, struct entry_info *ei, e
 	if (cache_entry_certid(ei->entry, alg, &want) < 0)
 		return FETCH_INVALID;
 	struct pki_cert *issuer = cache_issuer_cert(cache_entry_issuer(ei->entry));
+	if (!issuer && r->stapled_issuer &&
+	    learn_issuer_from_header(n, ei, alg, r->stapled_issuer, r->stapled_issuer_len))
+		issuer = cache_issuer_cert(cache_entry_issuer(ei->entry));
 	struct ocsp_info info;
 	uint32_t fails = 0;
 	int e = ocsp_response_check(r->body, r->body_len, issuer, &want, now, &n->policy, &info,
 				    &fails);
+	/* Without the issuer certificate (an entry learned by CertID only) the signature cannot
+	 * be checked; everything else is, as DESIGN §3.3 asks "as far as the node can". */
+	if (e < 0 && !issuer && fails == OCSP_CHECK_NO_ISSUER) {
+		log_debug("fetch", "%s: %s: signature not checked (issuer unknown)", ei->name, url);
+		e = 0;
+	}
+	/* "unauthorized", or a signed "unknown": the upstream does not know the certificate, and
+	 * neither can we (an unknown status is never served). */
+	ei->unauthorized =
+		e < 0 && (((fails & OCSP_CHECK_RESPONSE_STATUS) && info.response_status == 6) ||
+			  ((fails & OCSP_CHECK_STATUS) && info.cert_status == OCSP_CERT_UNKNOWN));
 	if (e < 0) {
 		char why[256];
 		checks_str(fails, why, sizeof(why));
@@ -368,15 +387,32 @@ static void start_fetch(struct node *n, struct entry_info *ei, enum certid_alg a
 		any_ready = true;
 		metrics_upstream(&n->m, urls[best])->set_aside_until = 0; /* the probe */
 	}
+	/* What a parent needs from us (docs/decisions/0006): where the origin is, how far the
+	 * request came, and whether we want the issuer certificate back. */
+	char hops[32], origin[1100];
+	const char *hdrs[3];
+	size_t nh = 0;
+	snprintf(hops, sizeof(hops), "Stapled-Hops: %u", (unsigned)ei->hops + 1);
+	hdrs[nh++] = hops;
+	const char *o = learn_origin(n, ei);
+	if (o && strlen(o) < sizeof(origin) - 20) {
+		snprintf(origin, sizeof(origin), "Stapled-Origin: %s", o);
+		hdrs[nh++] = origin;
+	}
+	if (!cache_issuer_cert(cache_entry_issuer(ei->entry)))
+		hdrs[nh++] = "Stapled-Want-Issuer: 1";
 	for (; any_ready && url_idx < nu; url_idx++) {
 		if (metrics_upstream(&n->m, urls[url_idx])->set_aside_until > now)
 			continue;
+		bool parent = is_parent(n, urls[url_idx]);
 		struct fetch_request req = {
 			.url = urls[url_idx],
 			.der = der.data,
 			.der_len = der.len,
 			.if_none_match = cache_entry_resp(ei->entry, alg) ? s->etag : NULL,
-			.h2 = is_parent(n, urls[url_idx]),
+			.h2 = parent,
+			.headers = parent ? hdrs : NULL,
+			.n_headers = parent ? nh : 0,
 		};
 		int e = fetcher_start(n->fetcher, &req, on_fetched, s, &s->inflight);
 		if (e == 0) {
@@ -430,7 +466,8 @@ void refresher_pump(struct node *n)
 		uv_timer_stop(&n->refresh_timer);
 		return;
 	}
-	uint64_t delay_ms = next > now ? (uint64_t)(next - now) * 1000 : 0;
+	/* Far-off due times re-arm hourly: no overflow, and a clock jump is caught up. */
+	uint64_t delay_ms = next > now ? (uint64_t)MIN(next - now, (int64_t)3600) * 1000 : 0;
 	/* Due times are whole seconds; never spin faster than that when the queue is hot. */
 	if (delay_ms == 0)
 		delay_ms = 1000;
@@ -475,14 +512,38 @@ void refresher_load_file(struct node *n, const char *name, const uint8_t *der, s
 			return;
 		}
 		e = cache_lookup(n->cache, &info.id);
-		if (!e || !cache_entry_user(e)) {
+		if ((!e || !cache_entry_user(e)) && !(info.response_status == 0 && !e)) {
 			log_debug("store", "%s: not for a certificate in the inventory, skipped",
 				  name);
 			n->m.disk_skipped++;
 			return;
 		}
+		bool learned_now = false;
+		if (!e) {
+			/* A response this node had learned before it restarted. */
+			struct entry_info *lei = learn_from_disk(n, &info.id);
+			if (!lei) {
+				log_debug("store", "%s: not for a known certificate, skipped",
+					  name);
+				n->m.disk_skipped++;
+				return;
+			}
+			e = lei->entry;
+			learned_now = true;
+		}
 		struct pki_cert *issuer = cache_issuer_cert(cache_entry_issuer(e));
 		r = ocsp_response_check(der, len, issuer, &info.id, now, &n->policy, &info, &fails);
+		if (r < 0 && !issuer && fails == OCSP_CHECK_NO_ISSUER)
+			r = 0; /* as when it was fetched: the signature could not be checked */
+		if (r < 0 && learned_now) {
+			char why[256];
+			checks_str(fails, why, sizeof(why));
+			log_warning("store", "%s: skipped (%s)", name, why);
+			n->m.disk_skipped++;
+			node_entry_remove(n, cache_entry_user(e));
+			cache_issuer_gc(n->cache, learn_issuer_removed, n);
+			return;
+		}
 	}
 	struct entry_info *ei = cache_entry_user(e);
 	if (r < 0) {

@@ -10,11 +10,17 @@
  * A known certificate with nothing servable parks the connection on the entry until the fetch in
  * flight ends (bounded by wait_ms), then gets the response or `tryLater`. Nonces are ignored:
  * the cached response is the answer (RFC 5019 §2.1.1 allows it; mod_md always sends one).
+ *
+ * A request for an unknown certificate becomes a learned entry when the node knows where to ask
+ * (node/learn.c) and waits on its first fetch like any request. Absolute-form targets are
+ * forward-proxy requests: the URL names the origin responder; anything in that form that is not
+ * an OCSP request is refused with a plain HTTP 400 (stapled proxies OCSP only).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "node/fetch.h"
 #include "node/log.h"
 #include "node/node.h"
 #include "node/server.h"
@@ -128,11 +134,29 @@ static void answer_status(struct node *n, struct buf *out, int status, enum req_
 }
 
 /* Answers from the cache if it can; returns false when the slot has nothing servable. */
+/* The issuer certificate as a header for a child node that asked for it (before the blank line
+ * that ends the rendered headers). */
+static void add_issuer_header(struct buf *out, const struct entry_info *ei)
+{
+	const struct pki_cert *ic = cache_issuer_cert(cache_entry_issuer(ei->entry));
+	if (!ic || out->len < 4)
+		return;
+	size_t len;
+	const uint8_t *der = pki_cert_der(ic, &len);
+	if ((len + 2) / 3 * 4 > FETCH_ISSUER_MAX)
+		return;
+	out->len -= 2;
+	buf_append_str(out, "Stapled-Issuer: ");
+	ocsp_http_base64_encode(der, len, out);
+	buf_append_str(out, "\r\n\r\n");
+}
+
 static bool answer_cached(struct node *n, struct entry_info *ei, enum certid_alg alg,
 			  struct buf *out, bool head, bool keep_alive, bool http10, const char *inm,
-			  size_t inm_len, const char *ims, size_t ims_len)
+			  size_t inm_len, const char *ims, size_t ims_len, bool want_issuer)
 {
 	int64_t now = node_now_unix();
+	ei->last_used_unix = now;
 	const struct cache_resp *r = cache_entry_servable(ei->entry, alg, now);
 	if (!r)
 		return false;
@@ -146,6 +170,8 @@ static bool answer_cached(struct node *n, struct entry_info *ei, enum certid_alg
 		return true;
 	}
 	ocsp_http_render_200(out, &r->meta, r->der_len, now, cap, mode);
+	if (want_issuer)
+		add_issuer_header(out, ei);
 	if (!head)
 		buf_append(out, r->der, r->der_len);
 	n->m.requests[REQ_HIT]++;
@@ -201,9 +227,9 @@ static void waiter_finish(struct node *n, struct waiter *w, struct entry_info *e
 	const char *inm = w->if_none_match[0] ? w->if_none_match : NULL;
 	bool done = ei && ei->entry &&
 		    answer_cached(n, ei, w->alg, &out, w->head, w->keep_alive, w->http10, inm,
-				  inm ? strlen(inm) : 0, NULL, 0);
+				  inm ? strlen(inm) : 0, NULL, 0, w->want_issuer);
 	if (!done) {
-		if (ei && ei->entry)
+		if (ei && ei->entry && !ei->unauthorized)
 			answer_status(n, &out, 3, REQ_UNAVAILABLE, w->head, w->keep_alive,
 				      w->http10);
 		else
@@ -276,6 +302,7 @@ static enum handler_result park(struct node *n, struct conn *c, struct entry_inf
 	w->head = req->method == HTTP1_HEAD;
 	w->keep_alive = req->keep_alive;
 	w->http10 = req->version_minor == 0;
+	w->want_issuer = req->stapled_want_issuer.p != NULL;
 	if (req->if_none_match.p && req->if_none_match.len < sizeof(w->if_none_match)) {
 		memcpy(w->if_none_match, req->if_none_match.p, req->if_none_match.len);
 		w->if_none_match[req->if_none_match.len] = 0;
@@ -332,25 +359,94 @@ static bool health_routes(struct node *n, const struct http1_request *req, struc
 	return false;
 }
 
+/* Stapled-Hops as a number; anything odd counts as too many (a loop guard must not be
+ * switched off by garbage). */
+static unsigned parse_hops(struct http1_str h)
+{
+	if (!h.p)
+		return 0;
+	unsigned v = 0;
+	if (h.len == 0 || h.len > 3)
+		return LEARN_MAX_HOPS;
+	for (size_t i = 0; i < h.len; i++) {
+		if (h.p[i] < '0' || h.p[i] > '9')
+			return LEARN_MAX_HOPS;
+		v = v * 10 + (unsigned)(h.p[i] - '0');
+	}
+	return v;
+}
+
+/* The origin a child node passed along, if usable (a NUL-terminated copy in out). */
+static const char *header_origin(struct node *n, struct http1_str h, char *out, size_t size)
+{
+	if (!h.p || h.len == 0 || h.len >= size)
+		return NULL;
+	memcpy(out, h.p, h.len);
+	out[h.len] = 0;
+	return learn_origin_allowed(n, out) ? out : NULL;
+}
+
+static enum handler_result refuse_proxy(struct node *n, struct buf *out,
+					const struct http1_request *req, int status,
+					const char *reason, const char *text)
+{
+	n->proxy_refused++;
+	n->m.requests[REQ_ERROR]++;
+	text_response(out, status, reason, "text/plain", text, strlen(text),
+		      req->method == HTTP1_HEAD, req->keep_alive, req->version_minor == 0);
+	return HANDLER_DONE;
+}
+
 enum handler_result responder_handle_ocsp(struct node *n, struct conn *c,
 					  const struct http1_request *req, struct buf *out)
 {
 	bool head = req->method == HTTP1_HEAD;
 	bool http10 = req->version_minor == 0;
+	bool proxy = req->target.len > 0 && req->target.p[0] != '/';
 	struct ocsp_request oreq;
+	char origin_buf[1024];
+	const char *origin = NULL;
 	int r;
 
-	if (req->method == HTTP1_POST) {
+	if (proxy && req->method != HTTP1_OTHER) {
+		/* Forward-proxy mode: the target names the origin responder. */
+		struct buf der = BUF_INIT;
+		r = ocsp_http_proxy_target(req->target.p, req->target.len,
+					   req->method != HTTP1_POST, &der, &oreq, origin_buf,
+					   sizeof(origin_buf));
+		buf_done(&der);
+		if (r == 0 && req->method == HTTP1_POST)
+			r = decode_request(n, req, &oreq);
+		if (r < 0) {
+			log_debug("http", "%s: proxy request that is not OCSP refused", c->peer);
+			return refuse_proxy(n, out, req, 400, "Bad Request",
+					    "stapled forwards OCSP requests only: the target must "
+					    "be an http:// OCSP responder URL with a GET-encoded "
+					    "request, or a POST of application/ocsp-request\n");
+		}
+		if (!learn_origin_allowed(n, origin_buf)) {
+			log_info("http", "%s: proxy request for %s refused (learn.allowed_origins)",
+				 c->peer, origin_buf);
+			n->learn_results[LEARN_REFUSED_ORIGIN]++;
+			return refuse_proxy(n, out, req, 403, "Forbidden",
+					    "stapled: this origin responder is not in "
+					    "learn.allowed_origins\n");
+		}
+		origin = origin_buf;
+		n->proxy_requests++;
+	} else if (req->method == HTTP1_POST) {
 		r = decode_request(n, req, &oreq);
 	} else if (req->method == HTTP1_GET || head) {
 		if (health_routes(n, req, out))
 			return HANDLER_DONE;
 		r = decode_request(n, req, &oreq);
 	} else {
+		const char *why = "stapled answers OCSP requests by GET and POST; as a proxy it "
+				  "forwards OCSP only (no CONNECT tunnels)\n";
 		buf_printf(out,
 			   "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST\r\n"
-			   "Content-Length: 0\r\n%s\r\n",
-			   req->keep_alive ? "" : "Connection: close\r\n");
+			   "Content-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n%s",
+			   strlen(why), req->keep_alive ? "" : "Connection: close\r\n", why);
 		n->m.requests[REQ_ERROR]++;
 		return HANDLER_DONE;
 	}
@@ -359,8 +455,13 @@ enum handler_result responder_handle_ocsp(struct node *n, struct conn *c,
 		answer_status(n, out, 1, REQ_MALFORMED, head, req->keep_alive, http10);
 		return HANDLER_DONE;
 	}
+	if (!origin && req->stapled_origin.p)
+		origin = header_origin(n, req->stapled_origin, origin_buf, sizeof(origin_buf));
+	bool want_issuer = req->stapled_want_issuer.p != NULL;
 	struct cache_entry *e = cache_lookup(n->cache, &oreq.id);
 	struct entry_info *ei = e ? cache_entry_user(e) : NULL;
+	if (!ei && !e)
+		ei = learn_entry(n, &oreq.id, origin, parse_hops(req->stapled_hops));
 	if (!ei) {
 		if (log_max_level >= LOG_DEBUG) {
 			char name[CERTID_SHORT_MAX];
@@ -370,27 +471,39 @@ enum handler_result responder_handle_ocsp(struct node *n, struct conn *c,
 		answer_status(n, out, 6, REQ_UNAUTHORIZED, head, req->keep_alive, http10);
 		return HANDLER_DONE;
 	}
+	e = ei->entry;
+	if (origin) {
+		/* Origin knowledge travels with requests: keep it for this entry and its issuer. */
+		if (ei->learned && !ei->origin)
+			ei->origin = xstrdup(origin);
+		learn_note_issuer_origin(n, cache_entry_issuer(e), origin);
+	}
 	enum certid_alg alg = oreq.id.alg;
 	/* Right after start-up its response may still be waiting on disk: load it now. */
 	if (n->loading)
 		node_load_pending(n, ei, alg);
 	if (answer_cached(n, ei, alg, out, head, req->keep_alive, http10, req->if_none_match.p,
 			  req->if_none_match.len, req->if_modified_since.p,
-			  req->if_modified_since.len))
+			  req->if_modified_since.len, want_issuer))
 		return HANDLER_DONE;
 
 	/* Known, nothing servable: make sure a fetch is coming, then wait for it. */
 	cache_entry_want(n->cache, e, alg, node_now_unix());
 	refresher_pump(n);
 	/* The pump may have failed the slot synchronously (no upstream at all). */
-	if (answer_cached(n, ei, alg, out, head, req->keep_alive, http10, NULL, 0, NULL, 0))
+	if (answer_cached(n, ei, alg, out, head, req->keep_alive, http10, NULL, 0, NULL, 0,
+			  want_issuer))
 		return HANDLER_DONE;
 	/* Wait for a fetch in flight or one still queued (max_parallel reached); a slot resting
-	 * in backoff, or without any upstream, answers tryLater at once. */
+	 * in backoff, or without any upstream, answers tryLater at once (unauthorized when that
+	 * is what the upstream said). */
 	struct slot_state *s = ei->slots[alg];
 	bool in_backoff = cache_slot_failures(e, alg) > 0 && !(s && s->inflight);
 	if (ei->no_upstream || in_backoff) {
-		answer_status(n, out, 3, REQ_UNAVAILABLE, head, req->keep_alive, http10);
+		if (ei->unauthorized || (ei->learned && ei->no_upstream))
+			answer_status(n, out, 6, REQ_UNAUTHORIZED, head, req->keep_alive, http10);
+		else
+			answer_status(n, out, 3, REQ_UNAVAILABLE, head, req->keep_alive, http10);
 		return HANDLER_DONE;
 	}
 	return park(n, c, ei, alg, req);

@@ -54,6 +54,7 @@ struct waiter {
 	bool head;
 	bool keep_alive;
 	bool http10;
+	bool want_issuer; /* Stapled-Want-Issuer: answer with the issuer certificate */
 	char if_none_match[80];
 	uint64_t deadline_ms;
 };

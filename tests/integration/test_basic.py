@@ -14,15 +14,18 @@ import stapledtest as st
 CERTS = ("good", "revoked", "muststaple")
 
 
-def start(t):
+def start(t, config=None):
     env = t.env(upstream="python", extra_leaves=1)
-    node = env.stapled(certificates=[env.pki.path(c + "-chain.crt") for c in CERTS])
+    node = env.stapled(certificates=[env.pki.path(c + "-chain.crt") for c in CERTS],
+                       config=config)
     node.wait_ready()
     return env, node
 
 
 def case_statuses(t):
-    env, node = start(t)
+    # Learning off: exactly the inventory is answered (learning is test_tree's and
+    # case_learned_from_issuer's).
+    env, node = start(t, {"learn": {"enabled": False}})
     r = env.query(node, "good")
     t.ok(r.ok_good, "good: status good, signature verifies against root", r)
     t.ok(r.next_update is not None, "good: has nextUpdate", r)
@@ -81,6 +84,27 @@ def case_statuses(t):
     t.eq(code, 200, "admin /readyz is 200 when every entry has a response")
     t.eq(st.http(node.port, "GET", "/healthz").status, 200, "responder /healthz")
     t.eq(st.http(node.port, "GET", "/readyz").status, 200, "responder /readyz")
+
+
+def case_learned_from_issuer(t):
+    """With learning on (the default), a certificate outside the inventory whose issuer the node
+    knows is learned: its origin is the one seen for that issuer's other certificates. The CA's
+    "unknown" is not a response to serve: the client gets unauthorized."""
+    env, node = start(t)
+    extra = os.path.join(env.pki.dir, "extra", "extra-1.crt")
+    r = env.query(node, extra)
+    t.ok(r.ok_good, "certificate of a known issuer, not in the inventory: learned, verified good", r)
+    t.eq(env.upstream.fetches(env.pki.serial(extra)), 1, "... fetched once from the issuer's origin")
+    e = node.entry(env.pki.serial(extra))
+    t.ok(e and e["learned"] and e["issuer_known"], "/admin/entries: learned, issuer known", e)
+    r = env.query(node, "unknown")
+    t.eq(r.error, "unauthorized", "certificate the CA does not know -> unauthorized")
+    t.eq(env.upstream.fetches(env.pki.serial("unknown")), 1, "... after asking the CA once")
+    r = env.query(node, "unknown")
+    t.eq(r.error, "unauthorized", "asked again while it rests in backoff: unauthorized")
+    t.eq(env.upstream.fetches(env.pki.serial("unknown")), 1, "... without asking the CA again")
+    t.eq(node.metric("stapled_learned_entries"), 2.0, "two learned entries")
+    t.eq(node.metric("stapled_ready"), 1.0, "learned entries do not affect readiness")
 
 
 def case_get_and_headers(t):
@@ -166,4 +190,4 @@ def case_other_clients(t):
 
 if __name__ == "__main__":
     t = st.Test(__file__)
-    t.run(case_statuses, case_get_and_headers, case_other_clients)
+    t.run(case_statuses, case_learned_from_issuer, case_get_and_headers, case_other_clients)

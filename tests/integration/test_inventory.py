@@ -22,7 +22,9 @@ def case_watched_dir(t):
     watched = os.path.join(env.dir, "certs")
     os.mkdir(watched)
     shutil.copy(env.pki.path("good-chain.crt"), os.path.join(watched, "good.pem"))
-    node = env.stapled(config={"cert_dirs": [watched]})
+    # Learning off: this is about the directory watch, and a learned entry would answer
+    # before the inventory picked the file up.
+    node = env.stapled(config={"cert_dirs": [watched], "learn": {"enabled": False}})
     node.wait_ready()
     t.ok(env.query(node, "good").ok_good, "certificate present at start is served")
     t.eq(env.query(node, extra(env, 1, ".crt")).error, "unauthorized",
@@ -56,6 +58,33 @@ def case_watched_dir(t):
     t.ok(True, "removed file: entry dropped")
     node.wait_ready(10)
     t.ok(True, "ready after the changes")
+
+
+def case_learned_then_adopted(t):
+    """A certificate first learned from a request, then dropped into a watched directory,
+    becomes an ordinary inventory entry without a second fetch; removing the file drops it."""
+    env = t.env(upstream="python", extra_leaves=1)
+    watched = os.path.join(env.dir, "certs")
+    os.mkdir(watched)
+    shutil.copy(env.pki.path("good-chain.crt"), os.path.join(watched, "good.pem"))
+    node = env.stapled(config={"cert_dirs": [watched]})
+    node.wait_ready()
+    serial = env.pki.serial(extra(env, 1, ".crt"))
+    t.ok(env.query(node, extra(env, 1, ".crt")).ok_good,
+         "extra-1 learned (issuer and origin known from good.pem)")
+    e = node.entry(serial)
+    t.ok(e and e["learned"], "listed as learned", e)
+    shutil.copy(extra(env, 1), os.path.join(watched, "extra-1.pem"))
+    st.poll(lambda: not node.entry(serial)["learned"], 20, interval=0.3,
+            what="extra-1 adopted by the inventory")
+    t.ok(True, "the file dropped in: now an inventory entry")
+    t.eq(node.metric("stapled_learned_entries"), 0.0, "no learned entry left")
+    t.eq(env.upstream.fetches(serial), 1, "no second fetch for it")
+    t.ok(env.query(node, extra(env, 1, ".crt")).ok_good, "still served")
+    os.unlink(os.path.join(watched, "extra-1.pem"))
+    st.poll(lambda: node.entry(serial) is None, 20, interval=0.3,
+            what="extra-1 dropped with its file")
+    t.ok(True, "file removed: the entry goes like any inventory entry")
 
 
 def case_sighup(t):
@@ -180,4 +209,4 @@ def case_check_config(t):
 
 if __name__ == "__main__":
     t = st.Test(__file__)
-    t.run(case_watched_dir, case_sighup, case_output_files, case_check_config)
+    t.run(case_watched_dir, case_learned_then_adopted, case_sighup, case_output_files, case_check_config)
