@@ -157,7 +157,7 @@ static struct entry_info *learned_new(struct node *n, const struct certid *id, c
 				&e);
 	if (r < 0) {
 		n->learn_results[LEARN_REFUSED_LIMIT]++;
-		cache_issuer_gc(n->cache, NULL, NULL);
+		cache_issuer_gc(n->cache, learn_issuer_removed, n);
 		return NULL;
 	}
 	struct entry_info *ei = cache_entry_user(e);

@@ -272,6 +272,7 @@ int ocsp_http_proxy_target(const char *target, size_t len, bool is_get, struct b
 	if (a == scheme)
 		return -EBADMSG;
 	size_t end = len; /* end of the origin part */
+	size_t der0 = ret_der->len;
 	if (is_get) {
 		if (a == len)
 			return -EBADMSG;
@@ -280,15 +281,19 @@ int ocsp_http_proxy_target(const char *target, size_t len, bool is_get, struct b
 		if (r < 0)
 			return r;
 		end = a + start;
-	} else {
-		for (size_t i = a; i < len; i++)
-			if ((unsigned char)target[i] <= ' ' || target[i] == 0x7f)
-				return -EBADMSG;
+	}
+	for (size_t i = a; i < end; i++) {
+		if ((unsigned char)target[i] <= ' ' || target[i] == 0x7f) {
+			ret_der->len = der0; /* nothing appended on error */
+			return -EBADMSG;
+		}
 	}
 	/* The origin is the URL as given, lower-cased scheme; a bare authority gets its "/". */
 	bool slash = end == a;
-	if (end + (slash ? 1 : 0) + 1 > origin_size)
+	if (end + (slash ? 1 : 0) + 1 > origin_size) {
+		ret_der->len = der0;
 		return -EMSGSIZE;
+	}
 	memcpy(origin, scheme == 7 ? "http://" : "https://", scheme);
 	memcpy(origin + scheme, target + scheme, end - scheme);
 	if (slash)

@@ -36,6 +36,7 @@ int ocsp_http_base64_decode(const char *s, size_t n, struct buf *out);
  * OCSP request is found in the path as ocsp_http_get_decode finds it, and the origin is the URL
  * before it ("http://ocsp.example/sub/"); for a POST the origin is the whole target and the
  * request is the body (the caller's to parse). The origin is written NUL-terminated.
+ * Nothing is appended to ret_der on error.
  * Errors: -EINVAL not absolute-form (origin-form "/…", or another scheme); -EBADMSG an empty
  * or odd authority (userinfo, spaces), control characters, or a GET without an OCSP request
  * (also -ENOTSUP / -EMSGSIZE as ocsp_http_get_decode); -EMSGSIZE origin over origin_size.

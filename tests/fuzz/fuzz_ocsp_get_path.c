@@ -70,6 +70,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				assert((unsigned char)origin[i] > ' ' && origin[i] != 0x7f);
 			if (get)
 				assert(pder.len > 0);
+		} else {
+			assert(pder.len == 0);
 		}
 		buf_done(&pder);
 	}

@@ -101,6 +101,19 @@ def case_https_parent_http2(t):
     r = env.query(leaf, "revoked")
     t.eq(r.status, "revoked", "leaf serves the verified revoked response")
 
+    # A bare leaf learns over HTTP/2: the Stapled-* headers and the issuer travel as h2 fields.
+    bare = env.stapled(name="bare", config={"parents": [url],
+                                            "fetch": {"ca_file": env.pki.path("root.crt")}})
+    bare.wait_ready()
+    h2_before = parent.metric("stapled_http_requests_total", protocol="h2")
+    r = env.query(bare, "good")
+    t.ok(r.ok_good, "a leaf without certificates learns 'good' from the https:// parent", r)
+    e = bare.entry(env.pki.serial("good"))
+    t.ok(e and e["learned"] and e["issuer_known"],
+         "... with the issuer handed over in Stapled-Issuer (signature checked)", e)
+    t.ok(parent.metric("stapled_http_requests_total", protocol="h2") > h2_before,
+         "... over HTTP/2")
+
 
 if __name__ == "__main__":
     t = st.Test(__file__)
