@@ -41,6 +41,7 @@ struct h2_request {
 	struct h2_str stapled_origin; /* between stapled nodes (docs/decisions/0006) */
 	struct h2_str stapled_hops;
 	struct h2_str stapled_want_issuer;
+	struct h2_str stapled_issuer;
 	const uint8_t *body;
 	size_t body_len;
 };

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "node/inventory.h"
 #include "node/log.h"
@@ -46,22 +47,66 @@ const char *const learn_result_names[LEARN_RESULT_COUNT] = {
 	[LEARN_REFUSED_NO_ORIGIN] = "refused_no_origin",
 	[LEARN_REFUSED_ORIGIN] = "refused_origin",
 	[LEARN_REFUSED_LOOP] = "refused_loop",
+	[LEARN_REFUSED_NO_ISSUER] = "refused_no_issuer",
+	[LEARN_EVICTED] = "evicted",
 	[LEARN_EXPIRED] = "expired",
 };
 
+/* Scheme, authority and path of an http(s) URL; false if it is not one we would fetch. Only
+ * host names, addresses and a port may form the authority (no userinfo: "a@b" is host b). */
+struct url_parts {
+	size_t scheme_len; /* "http://" or "https://" */
+	const char *auth;
+	size_t auth_len;
+	const char *path; /* from the first '/' or '?', "" if none */
+};
+
+static bool url_split(const char *url, struct url_parts *ret)
+{
+	if (strncasecmp(url, "http://", 7) == 0)
+		ret->scheme_len = 7;
+	else if (strncasecmp(url, "https://", 8) == 0)
+		ret->scheme_len = 8;
+	else
+		return false;
+	const char *a = url + ret->scheme_len, *p = a;
+	while (*p && *p != '/' && *p != '?') {
+		char c = *p;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_'))
+			return false;
+		p++;
+	}
+	if (p == a)
+		return false;
+	for (const char *q = p; *q; q++)
+		if ((unsigned char)*q <= ' ' || *q == 0x7f)
+			return false;
+	ret->auth = a;
+	ret->auth_len = (size_t)(p - a);
+	ret->path = p;
+	return true;
+}
+
 bool learn_origin_allowed(const struct node *n, const char *url)
 {
-	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+	struct url_parts u;
+	if (!url_split(url, &u))
 		return false;
-	for (const char *p = url; *p; p++)
-		if ((unsigned char)*p <= ' ' || *p == 0x7f)
-			return false;
 	const struct str_list *allow = &n->cfg.learn_allowed_origins;
 	if (allow->n == 0)
 		return true;
-	for (size_t i = 0; i < allow->n; i++)
-		if (strncmp(url, allow->v[i], strlen(allow->v[i])) == 0)
+	/* Same scheme, the same host and port exactly, and the path under the allowed one: a
+	 * prefix match on the whole string would let "http://host.evil/" through. */
+	for (size_t i = 0; i < allow->n; i++) {
+		struct url_parts a;
+		if (!url_split(allow->v[i], &a) || a.scheme_len != u.scheme_len ||
+		    strncasecmp(allow->v[i], url, u.scheme_len) != 0 || a.auth_len != u.auth_len ||
+		    strncasecmp(a.auth, u.auth, u.auth_len) != 0)
+			continue;
+		if (strncmp(u.path, a.path, strlen(a.path)) == 0)
 			return true;
+	}
 	return false;
 }
 
@@ -109,6 +154,8 @@ const char *learn_origin(const struct node *n, const struct entry_info *ei)
 	return n->cfg.learn_default_origin;
 }
 
+/* The learned list runs from the most recently asked (n->learned) to the least
+ * (n->learned_tail). */
 static void learned_link(struct node *n, struct entry_info *ei)
 {
 	ei->learned = true;
@@ -116,6 +163,8 @@ static void learned_link(struct node *n, struct entry_info *ei)
 	ei->learn_next = n->learned;
 	if (ei->learn_next)
 		ei->learn_next->learn_prev = ei;
+	else
+		n->learned_tail = ei;
 	n->learned = ei;
 	n->n_learned++;
 }
@@ -130,21 +179,58 @@ static void learned_unlink(struct node *n, struct entry_info *ei)
 		n->learned = ei->learn_next;
 	if (ei->learn_next)
 		ei->learn_next->learn_prev = ei->learn_prev;
+	else
+		n->learned_tail = ei->learn_prev;
 	ei->learn_prev = ei->learn_next = NULL;
 	ei->learned = false;
 	n->n_learned--;
+}
+
+void learn_touch(struct node *n, struct entry_info *ei, int64_t now)
+{
+	ei->last_used_unix = now;
+	if (!ei->learned || n->learned == ei)
+		return;
+	learned_unlink(n, ei);
+	learned_link(n, ei);
+}
+
+/*
+ * Drops the least recently asked learned entry that has nothing to serve and nobody waiting,
+ * looking at most a few entries from the cold end: a flood of made-up certificates then
+ * recycles its own entries instead of locking real ones out. False if none qualifies.
+ */
+static bool evict_one(struct node *n)
+{
+	struct entry_info *ei = n->learned_tail;
+	for (int k = 0; ei && k < 64; k++, ei = ei->learn_prev) {
+		bool keep = false;
+		for (int a = 0; a < CERTID_ALG_COUNT && !keep; a++)
+			keep = cache_entry_resp(ei->entry, a) != NULL ||
+			       (ei->slots[a] && (ei->slots[a]->waiters || ei->slots[a]->inflight));
+		if (keep)
+			continue;
+		n->learn_results[LEARN_EVICTED]++;
+		node_entry_remove(n, ei);
+		cache_issuer_gc(n->cache, learn_issuer_removed, n);
+		return true;
+	}
+	return false;
 }
 
 /* Creates the entry and its node-side data; NULL (counted) when refused. */
 static struct entry_info *learned_new(struct node *n, const struct certid *id, const char *origin,
 				      unsigned hops)
 {
-	if (n->n_learned >= n->cfg.learn_max_entries) {
+	if (n->n_learned >= n->cfg.learn_max_entries && !evict_one(n)) {
 		n->learn_results[LEARN_REFUSED_LIMIT]++;
 		return NULL;
 	}
 	struct cache_issuer *ci = cache_issuer_find(n->cache, id->alg, id->name_hash, id->key_hash);
 	if (!ci) {
+		for (int k = 0; k < 8 && cache_issuer_count(n->cache) >= LEARN_MAX_ISSUERS; k++)
+			if (!evict_one(n))
+				break;
 		if (cache_issuer_count(n->cache) >= LEARN_MAX_ISSUERS) {
 			n->learn_results[LEARN_REFUSED_LIMIT]++;
 			return NULL;
@@ -156,7 +242,8 @@ static struct entry_info *learned_new(struct node *n, const struct certid *id, c
 	int r = cache_entry_add(n->cache, ci, id->serial, id->serial_len, CACHE_ENTRY_LEARNED, now,
 				&e);
 	if (r < 0) {
-		n->learn_results[LEARN_REFUSED_LIMIT]++;
+		/* A serial stapled cannot hold (empty, over 20 bytes): not a limit, just refused.
+		 */
 		cache_issuer_gc(n->cache, learn_issuer_removed, n);
 		return NULL;
 	}
@@ -196,24 +283,25 @@ struct entry_info *learn_entry(struct node *n, const struct certid *id, const ch
 			    hops);
 		return NULL;
 	}
-	bool can_ask = n->cfg.parents.n > 0 || n->cfg.upstreams.n > 0 || origin ||
-		       n->cfg.learn_default_origin;
-	if (!can_ask) {
-		struct cache_issuer *ci =
-			cache_issuer_find(n->cache, id->alg, id->name_hash, id->key_hash);
+	/* Configured upstreams are trusted to have checked what they answer; an origin is asked
+	 * directly, and its answer is only as good as the signature we can check ourselves. */
+	bool trusted_upstream = n->cfg.parents.n > 0 || n->cfg.upstreams.n > 0;
+	struct cache_issuer *ci = cache_issuer_find(n->cache, id->alg, id->name_hash, id->key_hash);
+	if (!trusted_upstream) {
 		const struct issuer_info *ii = ci ? cache_issuer_user(ci) : NULL;
-		can_ask = ii && ii->origin;
-	}
-	if (!can_ask) {
-		n->learn_results[LEARN_REFUSED_NO_ORIGIN]++;
-		return NULL;
+		if (!origin && !(ii && ii->origin) && !n->cfg.learn_default_origin) {
+			n->learn_results[LEARN_REFUSED_NO_ORIGIN]++;
+			return NULL;
+		}
+		if (!ci || !cache_issuer_cert(ci)) {
+			n->learn_results[LEARN_REFUSED_NO_ISSUER]++;
+			return NULL;
+		}
 	}
 	struct entry_info *ei = learned_new(n, id, origin, hops);
 	if (!ei)
 		return NULL;
 	n->learn_results[LEARN_CREATED]++;
-	if (origin)
-		learn_note_issuer_origin(n, cache_entry_issuer(ei->entry), origin);
 	log_info("learn", "%s: learned from a request%s%s", ei->name, origin ? ", origin " : "",
 		 origin ? origin : "");
 	return ei;
@@ -233,42 +321,47 @@ void learn_adopt(struct node *n, struct entry_info *ei, struct pki_cert *cert)
 	learned_unlink(n, ei);
 	if (!ei->cert)
 		ei->cert = pki_cert_ref(cert);
+	/* What requests said no longer matters: the certificate's own AIA does. */
+	free(ei->origin);
+	ei->origin = NULL;
+	ei->hops = 0;
+	ei->unauthorized = false;
+	/* Learned in another form, it may never have fetched the SHA-1 one web servers ask for. */
+	if (!cache_entry_resp(ei->entry, CERTID_SHA1))
+		cache_entry_want(n->cache, ei->entry, CERTID_SHA1, node_now_unix());
 	log_info("learn", "%s: now in the inventory", ei->name);
 }
 
 /*
- * A parent's Stapled-Issuer header: the issuer certificate of a hashes-only entry. Accepted
- * only if it hashes to the entry's CertID (so it cannot make a forged response verify), then
- * added to the cache (which upgrades the hashes-only issuer) and the issuer pool, persisted.
+ * A Stapled-Issuer header. The certificate is accepted only if it hashes to the CertID's issuer
+ * name and key: that binding, not the certificate's own signature, is what makes it safe to
+ * check responses with (a forged response cannot verify under the real CA key).
  */
-bool learn_issuer_from_header(struct node *n, struct entry_info *ei, enum certid_alg alg,
-			      const char *b64, size_t len)
+bool learn_issuer_add(struct node *n, const struct certid *id, const char *b64, size_t len,
+		      const char *who)
 {
 	struct buf der = BUF_INIT;
 	struct pki_cert **certs = NULL;
 	size_t nc = 0;
 	bool ok = false;
-	struct certid want;
-	if (cache_entry_certid(ei->entry, alg, &want) < 0)
-		goto out;
 	if (ocsp_http_base64_decode(b64, len, &der) < 0 ||
 	    pki_certs_parse(der.data, der.len, &certs, &nc) < 0 || nc != 1)
 		goto out;
 	uint8_t name[CERTID_HASH_MAX], key[CERTID_HASH_MAX];
-	size_t hl = certid_hash_len(alg);
-	if (pki_issuer_hashes(certs[0], alg, name, key) < 0 ||
-	    memcmp(name, want.name_hash, hl) != 0 || memcmp(key, want.key_hash, hl) != 0) {
+	size_t hl = certid_hash_len(id->alg);
+	if (pki_issuer_hashes(certs[0], id->alg, name, key) < 0 ||
+	    memcmp(name, id->name_hash, hl) != 0 || memcmp(key, id->key_hash, hl) != 0) {
 		log_warning("learn",
-			    "%s: the parent's issuer certificate does not match the "
-			    "CertID, ignored",
-			    ei->name);
+			    "%s: a Stapled-Issuer certificate that does not match the CertID, "
+			    "ignored",
+			    who);
 		goto out;
 	}
 	struct cache_issuer *ci;
 	if (cache_issuer_add(n->cache, certs[0], &ci) < 0)
 		goto out;
 	inventory_add_issuer(n->inv, certs[0], true);
-	log_info("learn", "%s: issuer %s received from the parent", ei->name,
+	log_info("learn", "%s: issuer %s received in Stapled-Issuer", who,
 		 pki_cert_subject(certs[0]));
 	ok = true;
 out:

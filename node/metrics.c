@@ -35,6 +35,13 @@ struct upstream_stats *metrics_upstream(struct metrics *m, const char *url)
 	for (size_t i = 0; i < m->n_upstreams; i++)
 		if (strcmp(m->upstreams[i].url, url) == 0)
 			return &m->upstreams[i];
+	/* Origins named by requests are not ours to count without bound: past the cap they share
+	 * one "(other)" record (which never trips the circuit breaker). */
+	if (m->n_upstreams >= METRICS_UPSTREAMS_MAX) {
+		if (!m->other.url)
+			m->other.url = xstrdup("(other)");
+		return &m->other;
+	}
 	m->upstreams =
 		xgrow(m->upstreams, &m->cap_upstreams, m->n_upstreams + 1, sizeof(*m->upstreams));
 	struct upstream_stats *u = &m->upstreams[m->n_upstreams++];
@@ -48,6 +55,7 @@ void metrics_done(struct metrics *m)
 	for (size_t i = 0; i < m->n_upstreams; i++)
 		free(m->upstreams[i].url);
 	free(m->upstreams);
+	free(m->other.url);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -111,13 +119,17 @@ void metrics_render(struct node *n, struct buf *out)
 
 	family(out, "stapled_upstream_fetches_total", "counter",
 	       "Upstream OCSP fetches, by upstream and outcome.");
-	for (size_t u = 0; u < m->n_upstreams; u++)
+	for (size_t u = 0; u <= m->n_upstreams; u++) {
+		const struct upstream_stats *us = u < m->n_upstreams ? &m->upstreams[u] : &m->other;
+		if (!us->url)
+			continue;
 		for (int o = 0; o < FETCH_OUTCOME_COUNT; o++) {
 			buf_append_str(out, "stapled_upstream_fetches_total{upstream=\"");
-			label_value(out, m->upstreams[u].url);
+			label_value(out, us->url);
 			buf_printf(out, "\",result=\"%s\"} %llu\n", outcome_names[o],
-				   (unsigned long long)m->upstreams[u].outcomes[o]);
+				   (unsigned long long)us->outcomes[o]);
 		}
+	}
 	family(out, "stapled_upstream_set_aside", "gauge",
 	       "1 while an upstream is set aside after failing repeatedly (circuit breaker).");
 	for (size_t u = 0; u < m->n_upstreams; u++) {

@@ -414,6 +414,7 @@ void entry_info_free(struct node *n, struct entry_info *ei)
 	for (int a = 0; a < CERTID_ALG_COUNT; a++) {
 		if (ei->slots[a]) {
 			free(ei->slots[a]->etag);
+			free(ei->slots[a]->url);
 			free(ei->slots[a]);
 		}
 	}
@@ -429,12 +430,17 @@ void node_entry_remove(struct node *n, struct entry_info *ei)
 	if (s && s->disk_pending && s->disk_idx < n->n_pending)
 		n->pending[s->disk_idx].hint = NULL;
 	for (int a = 0; a < CERTID_ALG_COUNT; a++) {
-		if (!cache_entry_resp(ei->entry, a))
+		if (!cache_entry_resp(ei->entry, a) || !n->store_has_dir)
+			continue;
+		/* An entry left behind by an issuer merge shares its file names with the entry
+		 * that lookups find: only that one's files are its own to delete. */
+		struct certid id;
+		if (cache_entry_certid(ei->entry, a, &id) < 0 ||
+		    cache_lookup(n->cache, &id) != ei->entry)
 			continue;
 		char name[192];
 		refresher_file_name(ei->entry, a, name, sizeof(name));
-		if (n->store_has_dir)
-			store_del(n->store, name);
+		store_del(n->store, name);
 	}
 	/* Requests parked on it learn that it is gone. */
 	cache_entry_remove(n->cache, ei->entry);

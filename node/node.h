@@ -55,10 +55,14 @@ struct upstream_stats {
 	int64_t set_aside_until; /* circuit breaker: not asked before this unless nothing else */
 };
 
+/* Distinct upstream URLs counted one by one; the rest share metrics.other. */
+#define METRICS_UPSTREAMS_MAX 1024
+
 struct metrics {
 	uint64_t requests[REQ_RESULT_COUNT];
 	struct upstream_stats *upstreams;
 	size_t n_upstreams, cap_upstreams;
+	struct upstream_stats other; /* past METRICS_UPSTREAMS_MAX; no circuit breaker */
 	uint64_t reloads;
 	uint64_t alerts[4]; /* alerts raised per level 1..3 and expiry (index level-1) */
 	uint64_t hook_runs;
@@ -73,6 +77,8 @@ struct slot_state {
 	uint8_t alg;
 	struct fetch *inflight;
 	uint32_t url_idx;	/* position in the upstream list of the fetch in flight */
+	char *url;		/* the URL of the fetch in flight (the list may change meanwhile) */
+	bool learned_fetch;	/* counted in node.fetches_learned */
 	uint8_t last_alert;	/* alert level last reported */
 	bool tried;		/* at least one fetch attempt has completed */
 	bool disk_pending;	/* its cache-dir file is not loaded yet (start-up) */
@@ -108,12 +114,17 @@ enum learn_result {
 	LEARN_REFUSED_NO_ORIGIN, /* no parent, and no origin known for it */
 	LEARN_REFUSED_ORIGIN,	 /* the origin named is not in learn.allowed_origins */
 	LEARN_REFUSED_LOOP,	 /* forwarded through too many stapled nodes */
+	LEARN_REFUSED_NO_ISSUER, /* no parent, and no issuer certificate to check answers with */
+	LEARN_EVICTED,		 /* dropped unanswered to make room for a new one */
 	LEARN_EXPIRED,		 /* dropped after learn.idle_expiry without a request */
 	LEARN_RESULT_COUNT,
 };
 extern const char *const learn_result_names[LEARN_RESULT_COUNT];
 /* Stapled-Hops at which a node stops forwarding (a loop of parents). */
 #define LEARN_MAX_HOPS 8
+/* Largest Stapled-Issuer header value sent to a parent (base64 of the issuer certificate):
+ * well inside a parent's default 8 KiB header limit. */
+#define STAPLED_ISSUER_HEADER_MAX 6144
 
 struct node {
 	uv_loop_t *loop;
@@ -141,6 +152,7 @@ struct node {
 	uint64_t loading_start_ms;
 	uint64_t drain_start_ms;
 	size_t fetches_active;
+	size_t fetches_learned; /* of which for learned entries (at most half of max_parallel) */
 	uint64_t store_failures_seen; /* store write failures already logged */
 	bool ready;
 	bool stopping;
@@ -148,7 +160,8 @@ struct node {
 	uint64_t rng[2];	    /* xorshift128+ state, seeded from getrandom */
 	struct hook *hooks;	    /* alert commands running */
 	void *req_memo;		    /* responder.c: request bytes -> CertID memo */
-	struct entry_info *learned; /* learned entries (learn.c) */
+		struct entry_info *learned; /* learned entries, most recently asked first (learn.c) */
+	struct entry_info *learned_tail;
 	size_t n_learned;
 	struct issuer_info *issuer_infos; /* node data of issuers (learn.c) */
 	uint64_t learn_results[LEARN_RESULT_COUNT];
@@ -224,9 +237,13 @@ const char *learn_origin(const struct node *n, const struct entry_info *ei);
 void learn_note_issuer_origin(struct node *n, struct cache_issuer *ci, const char *url);
 /* The inventory now has the certificate of a learned entry: it becomes an ordinary entry. */
 void learn_adopt(struct node *n, struct entry_info *ei, struct pki_cert *cert);
-/* A parent's Stapled-Issuer header for a hashes-only entry; true if it is now usable. */
-bool learn_issuer_from_header(struct node *n, struct entry_info *ei, enum certid_alg alg,
-			      const char *b64, size_t len);
+/* A Stapled-Issuer header (from a parent's answer or a child's request): the issuer
+ * certificate of `id`, accepted only if its name and key hash to id's issuer hashes; then known
+ * to the cache and the inventory pool (persisted). `who` names the subject in logs. */
+bool learn_issuer_add(struct node *n, const struct certid *id, const char *b64, size_t len,
+		      const char *who);
+/* A request for a learned entry: it stays alive and moves to the front of the LRU list. */
+void learn_touch(struct node *n, struct entry_info *ei, int64_t now);
 /* Drops learned entries idle too long and the issuers left without entries. */
 void learn_sweep(struct node *n, int64_t now);
 void learn_issuer_removed(struct cache_issuer *ci, void *ud);

@@ -25,6 +25,7 @@
 #include "node/node.h"
 #include "node/store.h"
 #include "proto/mem.h"
+#include "proto/ocsp_http.h"
 
 #define MAX_UPSTREAMS 16
 
@@ -163,15 +164,33 @@ static bool is_parent(const struct node *n, const char *url)
 	return false;
 }
 
+/* Upstreams the operator named (parents, fetch.upstreams, a certificate's own): answers from
+ * them are trusted as far as the signature goes when the issuer is unknown here, because the
+ * node at the top of the tree checked it. An origin named by a request is not trusted at all. */
+static bool is_trusted(const struct node *n, const struct entry_info *ei, const char *url)
+{
+	if (is_parent(n, url))
+		return true;
+	for (size_t i = 0; i < n->cfg.upstreams.n; i++)
+		if (strcmp(n->cfg.upstreams.v[i], url) == 0)
+			return true;
+	for (size_t i = 0; i < ei->upstreams.n; i++)
+		if (strcmp(ei->upstreams.v[i], url) == 0)
+			return true;
+	return false;
+}
+
 /* Parents and upstreams that keep failing are set aside for a while (circuit breaker):
  * 3 failures in a row rest it 10 s, doubling with each further failure, at most 5 minutes. */
 #define BREAKER_THRESHOLD 3
 #define BREAKER_BASE_S	  10
 #define BREAKER_MAX_S	  300
 
-static void upstream_outcome(struct upstream_stats *us, bool ok)
+static void upstream_outcome(struct node *n, struct upstream_stats *us, bool ok)
 {
 	int64_t now = node_now_unix();
+	if (us == &n->m.other)
+		return; /* a crowd of request-named origins: no breaker for all of them at once */
 	if (ok) {
 		if (us->consecutive_failures >= BREAKER_THRESHOLD)
 			log_info("fetch", "%s: answering again", us->url);
@@ -253,18 +272,29 @@ static enum fetch_outcome handle_answer(struct node *n, struct entry_info *ei, e
 	if (cache_entry_certid(ei->entry, alg, &want) < 0)
 		return FETCH_INVALID;
 	struct pki_cert *issuer = cache_issuer_cert(cache_entry_issuer(ei->entry));
-	if (!issuer && r->stapled_issuer &&
-	    learn_issuer_from_header(n, ei, alg, r->stapled_issuer, r->stapled_issuer_len))
+	bool trusted = is_trusted(n, ei, url);
+	if (!issuer && r->stapled_issuer && is_parent(n, url) &&
+	    learn_issuer_add(n, &want, r->stapled_issuer, r->stapled_issuer_len, ei->name))
 		issuer = cache_issuer_cert(cache_entry_issuer(ei->entry));
 	struct ocsp_info info;
 	uint32_t fails = 0;
 	int e = ocsp_response_check(r->body, r->body_len, issuer, &want, now, &n->policy, &info,
 				    &fails);
 	/* Without the issuer certificate (an entry learned by CertID only) the signature cannot
-	 * be checked; everything else is, as DESIGN §3.3 asks "as far as the node can". */
+	 * be checked here. That is acceptable only from an upstream the operator configured: the
+	 * node at the top of the tree checked it. From an origin a request named, never. */
 	if (e < 0 && !issuer && fails == OCSP_CHECK_NO_ISSUER) {
-		log_debug("fetch", "%s: %s: signature not checked (issuer unknown)", ei->name, url);
-		e = 0;
+		if (trusted) {
+			log_debug("fetch", "%s: %s: signature not checked here (issuer unknown)",
+				  ei->name, url);
+			e = 0;
+		} else {
+			log_warning("fetch",
+				    "%s: %s: cannot check the signature without the issuer "
+				    "certificate, refused",
+				    ei->name, url);
+			return FETCH_INVALID;
+		}
 	}
 	/* "unauthorized", or a signed "unknown": the upstream does not know the certificate, and
 	 * neither can we (an unknown status is never served). */
@@ -303,6 +333,9 @@ static enum fetch_outcome handle_answer(struct node *n, struct entry_info *ei, e
 	fmt_time(info.this_update_unix, tu);
 	fmt_time(info.next_update_unix, nu);
 	fmt_time(now_held ? now_held->refresh_unix : 0, ra);
+	/* A verified answer from an origin: other certificates of this issuer can go there. */
+	if (ei->learned && !trusted && issuer)
+		learn_note_issuer_origin(n, cache_entry_issuer(ei->entry), url);
 	if (e == CACHE_STORED) {
 		log_info("fetch",
 			 "%s: %s from %s (%s): thisUpdate %s, nextUpdate %s, refresh at %s",
@@ -324,15 +357,20 @@ static void on_fetched(struct fetch *f, const struct fetch_result *r, void *ud)
 	(void)f;
 	s->inflight = NULL;
 	n->fetches_active--;
+	if (s->learned_fetch)
+		n->fetches_learned--;
+	s->learned_fetch = false;
 
 	const char *scratch[MAX_UPSTREAMS];
 	const char *const *urls;
 	size_t nu = refresher_upstreams(n, ei, &urls, scratch, MAX_UPSTREAMS);
-	const char *url = s->url_idx < nu ? urls[s->url_idx] : "(removed upstream)";
-	enum fetch_outcome o = handle_answer(n, ei, alg, url, r);
-	struct upstream_stats *us = metrics_upstream(&n->m, url);
+	char *url = s->url; /* what was asked, even if the list changed since */
+	s->url = NULL;
+	enum fetch_outcome o = handle_answer(n, ei, alg, url ? url : "(unknown)", r);
+	struct upstream_stats *us = metrics_upstream(&n->m, url ? url : "(unknown)");
+	free(url);
 	us->outcomes[o]++;
-	upstream_outcome(us, o == FETCH_OK || o == FETCH_UNCHANGED);
+	upstream_outcome(n, us, o == FETCH_OK || o == FETCH_UNCHANGED);
 	if (o == FETCH_OK || o == FETCH_UNCHANGED) {
 		s->tried = true;
 		responder_wake(n, ei, alg);
@@ -390,8 +428,9 @@ static void start_fetch(struct node *n, struct entry_info *ei, enum certid_alg a
 	/* What a parent needs from us (docs/decisions/0006): where the origin is, how far the
 	 * request came, and whether we want the issuer certificate back. */
 	char hops[32], origin[1100];
-	const char *hdrs[3];
+	const char *hdrs[4];
 	size_t nh = 0;
+	struct buf issuer_hdr = BUF_INIT;
 	snprintf(hops, sizeof(hops), "Stapled-Hops: %u", (unsigned)ei->hops + 1);
 	hdrs[nh++] = hops;
 	const char *o = learn_origin(n, ei);
@@ -399,8 +438,19 @@ static void start_fetch(struct node *n, struct entry_info *ei, enum certid_alg a
 		snprintf(origin, sizeof(origin), "Stapled-Origin: %s", o);
 		hdrs[nh++] = origin;
 	}
-	if (!cache_issuer_cert(cache_entry_issuer(ei->entry)))
+	const struct pki_cert *ic = cache_issuer_cert(cache_entry_issuer(ei->entry));
+	if (!ic) {
 		hdrs[nh++] = "Stapled-Want-Issuer: 1";
+	} else {
+		/* A parent without this CA can then check the signature itself. */
+		size_t ilen;
+		const uint8_t *ider = pki_cert_der(ic, &ilen);
+		if ((ilen + 2) / 3 * 4 <= STAPLED_ISSUER_HEADER_MAX) {
+			buf_append_str(&issuer_hdr, "Stapled-Issuer: ");
+			ocsp_http_base64_encode(ider, ilen, &issuer_hdr);
+			hdrs[nh++] = (const char *)issuer_hdr.data;
+		}
+	}
 	for (; any_ready && url_idx < nu; url_idx++) {
 		if (metrics_upstream(&n->m, urls[url_idx])->set_aside_until > now)
 			continue;
@@ -417,16 +467,23 @@ static void start_fetch(struct node *n, struct entry_info *ei, enum certid_alg a
 		int e = fetcher_start(n->fetcher, &req, on_fetched, s, &s->inflight);
 		if (e == 0) {
 			s->url_idx = (uint32_t)url_idx;
+			free(s->url);
+			s->url = xstrdup(urls[url_idx]);
 			n->fetches_active++;
+			s->learned_fetch = ei->learned;
+			if (ei->learned)
+				n->fetches_learned++;
 			log_debug("fetch", "%s: asking %s (%s)", ei->name, urls[url_idx],
 				  certid_alg_name(alg));
 			buf_done(&der);
+			buf_done(&issuer_hdr);
 			return;
 		}
 		log_warning("fetch", "%s: %s: cannot start: %s", ei->name, urls[url_idx],
 			    strerror(-e));
 	}
 	buf_done(&der);
+	buf_done(&issuer_hdr);
 	slot_failed(n, ei, alg, retry_after_s);
 }
 
@@ -449,6 +506,13 @@ void refresher_pump(struct node *n)
 		if (!ei) {
 			/* Not the inventory's (cannot happen yet): park it for a day. */
 			cache_slot_schedule(n->cache, e, alg, now + 86400);
+			continue;
+		}
+		/* Entries learned from requests get at most half the fetch slots: a flood of
+		 * made-up certificates must not starve the inventory's refreshes. */
+		if (ei->learned &&
+		    n->fetches_learned >= MAX((size_t)1, n->cfg.max_parallel_fetches / 2)) {
+			cache_slot_schedule(n->cache, e, alg, now + 1);
 			continue;
 		}
 		struct slot_state *s = ei->slots[alg];
@@ -483,6 +547,11 @@ void refresher_forget(struct node *n, struct entry_info *ei)
 			fetch_cancel(s->inflight);
 			s->inflight = NULL;
 			n->fetches_active--;
+			if (s->learned_fetch)
+				n->fetches_learned--;
+			s->learned_fetch = false;
+			free(s->url);
+			s->url = NULL;
 		}
 	}
 }

@@ -156,7 +156,7 @@ static bool answer_cached(struct node *n, struct entry_info *ei, enum certid_alg
 			  size_t inm_len, const char *ims, size_t ims_len, bool want_issuer)
 {
 	int64_t now = node_now_unix();
-	ei->last_used_unix = now;
+	learn_touch(n, ei, now);
 	const struct cache_resp *r = cache_entry_servable(ei->entry, alg, now);
 	if (!r)
 		return false;
@@ -458,10 +458,22 @@ enum handler_result responder_handle_ocsp(struct node *n, struct conn *c,
 	if (!origin && req->stapled_origin.p)
 		origin = header_origin(n, req->stapled_origin, origin_buf, sizeof(origin_buf));
 	bool want_issuer = req->stapled_want_issuer.p != NULL;
+	unsigned hops = parse_hops(req->stapled_hops);
 	struct cache_entry *e = cache_lookup(n->cache, &oreq.id);
 	struct entry_info *ei = e ? cache_entry_user(e) : NULL;
+	/* A child node sends the issuer along: with it, answers from the origin can be checked. */
+	if (req->stapled_issuer.p && req->stapled_issuer.len <= STAPLED_ISSUER_HEADER_MAX &&
+	    !(e && cache_issuer_cert(cache_entry_issuer(e)))) {
+		struct cache_issuer *ci = cache_issuer_find(n->cache, oreq.id.alg,
+							    oreq.id.name_hash, oreq.id.key_hash);
+		if (!ci || !cache_issuer_cert(ci)) {
+			char who[CERTID_SHORT_MAX];
+			learn_issuer_add(n, &oreq.id, req->stapled_issuer.p,
+					 req->stapled_issuer.len, certid_short(&oreq.id, who));
+		}
+	}
 	if (!ei && !e)
-		ei = learn_entry(n, &oreq.id, origin, parse_hops(req->stapled_hops));
+		ei = learn_entry(n, &oreq.id, origin, hops);
 	if (!ei) {
 		if (log_max_level >= LOG_DEBUG) {
 			char name[CERTID_SHORT_MAX];
@@ -472,13 +484,29 @@ enum handler_result responder_handle_ocsp(struct node *n, struct conn *c,
 		return HANDLER_DONE;
 	}
 	e = ei->entry;
-	if (origin) {
-		/* Origin knowledge travels with requests: keep it for this entry and its issuer. */
-		if (ei->learned && !ei->origin)
-			ei->origin = xstrdup(origin);
-		learn_note_issuer_origin(n, cache_entry_issuer(e), origin);
-	}
 	enum certid_alg alg = oreq.id.alg;
+	if (ei->learned) {
+		/* What a request says about a learned entry cannot pin it: another origin replaces
+		 * one that has not produced an answer, and the fewest hops seen count (a client
+		 * claiming many must not make the node refuse everyone as a loop). */
+		bool answered = cache_entry_resp(e, alg) != NULL;
+		bool idle = !(ei->slots[alg] && ei->slots[alg]->inflight);
+		if (origin && (!ei->origin || (!answered && strcmp(ei->origin, origin) != 0))) {
+			bool replaced = ei->origin != NULL;
+			free(ei->origin);
+			ei->origin = xstrdup(origin);
+			/* Try the new one now rather than after the old one's backoff. */
+			if (replaced && idle)
+				cache_slot_schedule(n->cache, e, alg, node_now_unix());
+		}
+		if (hops < ei->hops) {
+			ei->hops = (uint8_t)hops;
+			if (ei->unauthorized && idle) {
+				ei->unauthorized = false;
+				cache_slot_schedule(n->cache, e, alg, node_now_unix());
+			}
+		}
+	}
 	/* Right after start-up its response may still be waiting on disk: load it now. */
 	if (n->loading)
 		node_load_pending(n, ei, alg);

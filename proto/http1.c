@@ -401,6 +401,11 @@ static int on_header(const uint8_t *name, size_t nlen, const uint8_t *v, size_t 
 				r->stapled_origin = (struct http1_str){(const char *)v, vlen};
 			break;
 		}
+		if (name_is(name, "stapled-issuer", 14)) {
+			if (!r->stapled_issuer.p)
+				r->stapled_issuer = (struct http1_str){(const char *)v, vlen};
+			break;
+		}
 		if (name_is(name, "content-length", 14)) {
 			int64_t n;
 			int k = parse_content_length(v, vlen, &n);

@@ -49,10 +49,11 @@ struct http1_request {
 	struct http1_str if_modified_since;
 	/* Between stapled nodes (docs/decisions/0006): the origin responder URL the forwarding
 	 * node knows, how many stapled nodes forwarded the request, and whether the issuer
-	 * certificate is wanted back. */
+	 * certificate is wanted back; and the issuer certificate a child sends along. */
 	struct http1_str stapled_origin;
 	struct http1_str stapled_hops;
-	struct http1_str stapled_want_issuer;
+		struct http1_str stapled_want_issuer;
+	struct http1_str stapled_issuer; /* base64 DER of the issuer, from a child node */
 	int64_t content_length; /* -1 if absent */
 	/* The body. For Content-Length bodies it points into the input; for chunked bodies into
 	 * `scratch` (see http1_parse). */

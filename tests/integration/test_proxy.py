@@ -9,6 +9,7 @@ any upstream."""
 
 import base64
 import os
+import shutil
 import re
 import socket
 import time
@@ -16,7 +17,7 @@ import urllib.parse
 
 import stapledtest as st
 
-N_EXTRA = 6
+N_EXTRA = 10
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -132,8 +133,25 @@ def origin_fetches(node, up):
     return total
 
 
-def start(t, config=None, name="proxy"):
+def same_origin(a, b):
+    return (a or "").rstrip("/") == (b or "").rstrip("/")
+
+
+def issuer_dir(env):
+    """A directory holding the CA certificate: what a proxying node needs to check answers
+    from an origin that a request named (it trusts no unverified answer from there)."""
+    d = os.path.join(env.dir, "issuers")
+    if not os.path.isdir(d):
+        os.mkdir(d)
+        shutil.copy(env.pki.path("int.crt"), os.path.join(d, "int.crt"))
+    return d
+
+
+def start(t, config=None, name="proxy", issuers=True):
     env = t.env(upstream="python", extra_leaves=N_EXTRA, validity_min=600)
+    config = dict(config or {})
+    if issuers:
+        config["issuer_dirs"] = [issuer_dir(env)]
     node = env.stapled(name=name, config=config)
     node.wait_ready()
     return env, node
@@ -214,7 +232,7 @@ def case_not_ocsp(t):
 def case_leaf_forwards_to_parent(t):
     env = t.env(upstream="python", extra_leaves=N_EXTRA, validity_min=600)
     up = env.upstream
-    p = env.stapled(name="parent")
+    p = env.stapled(name="parent", config={"issuer_dirs": [issuer_dir(env)]})
     p.wait_ready()
     leaf = env.stapled(name="leaf", config={"parents": [p.url]})
     leaf.wait_ready()
@@ -234,6 +252,61 @@ def case_leaf_forwards_to_parent(t):
     t.ok(ok and up.fetches(serial(env, 5)) == 1, "second request from the leaf's cache", detail)
 
 
+def case_no_issuer(t):
+    """Without the CA certificate a node cannot check what an origin answers, so it does not
+    ask: a request naming an origin is refused (unauthorized), not passed through unchecked."""
+    env, node = start(t, issuers=False)
+    up = env.upstream
+    code, headers, body = curl_proxy(env, node.port, "%s%s" % (up.url, b64_path(env, 7)))
+    t.eq(code, 200, "proxy request without the issuer: an OCSP answer")
+    t.eq(body, bytes.fromhex("30030a0106"), "... unauthorized")
+    t.eq(up.fetches(serial(env, 7)), 0, "the origin was not asked")
+    t.ok(node.metric("stapled_learn_total", result="refused_no_issuer") >= 1,
+         "stapled_learn_total{result=refused_no_issuer} counted")
+
+
+def case_poisoned_origin(t):
+    """A client naming a rogue origin cannot poison the entry: the rogue's answer fails the
+    signature check, and a later request naming the real origin replaces the rogue one."""
+    env, node = start(t)
+    up = env.upstream
+    rogue = env.add_upstream(validity_min=600)
+    rogue.set_mode("badsig")
+    i = 8
+    code, headers, body = curl_proxy(env, node.port, "%s%s" % (rogue.url, b64_path(env, i)))
+    t.eq(body, bytes.fromhex("30030a0103"), "rogue origin with a bad signature: tryLater, "
+         "nothing stored")
+    t.eq(rogue.fetches(serial(env, i)), 1, "... after asking the rogue once")
+    code, headers, body = curl_proxy(env, node.port, "%s%s" % (up.url, b64_path(env, i)))
+    st.poll(lambda: up.fetches(serial(env, i)) >= 1 or None, 10, what="real origin asked")
+    code, headers, body = curl_proxy(env, node.port, "%s%s" % (up.url, b64_path(env, i)))
+    ok, detail = verified(env, code, headers, body, i)
+    t.ok(ok, "the real origin named next replaces the rogue: verified good", detail)
+    e = node.entry(serial(env, i))
+    t.ok(e and same_origin(e.get("origin"), up.url), "entry's origin is the real one", e)
+
+
+def case_hops_poisoning(t):
+    """A client claiming many Stapled-Hops cannot make a leaf refuse everyone as a loop."""
+    env = t.env(upstream="python", extra_leaves=N_EXTRA, validity_min=600)
+    p = env.stapled(name="parent", config={"issuer_dirs": [issuer_dir(env)]})
+    p.wait_ready()
+    leaf = env.stapled(name="leaf", config={"parents": [p.url]})
+    leaf.wait_ready()
+    i = 9
+    der = env.pki.request_der(crt(env, i))
+    r = exchange(leaf.port, st.http_post_bytes(der, version="HTTP/1.0",
+                                              extra="Stapled-Hops: 7\r\n"
+                                              "Stapled-Origin: %s\r\n" % env.upstream.url))
+    t.eq(r.body, bytes.fromhex("30030a0106"), "hops 7 at the leaf: its parent refuses the loop")
+    st.poll(lambda: (lambda r: r if r.status == 200 and r.body != bytes.fromhex("30030a0106")
+                     else None)(exchange(leaf.port, st.http_post_bytes(der, version="HTTP/1.0")
+                                         )), 10, what="an honest request is served")
+    r = exchange(leaf.port, st.http_post_bytes(der, version="HTTP/1.0"))
+    ok, detail = verified(env, r.status, r.headers, r.body, i)
+    t.ok(ok, "an honest request right after: served, verified good", detail)
+
+
 def case_allowed_origins(t):
     env, node = start(t, config={"learn": {"allowed_origins": ["http://10.255.255.1/"]}})
     up = env.upstream
@@ -249,7 +322,23 @@ def case_allowed_origins(t):
          "stapled_learn_total{result=refused_origin} counted")
 
 
+def case_allowed_origins_bypass(t):
+    """The allowlist compares scheme, host and port as parts: userinfo tricks and longer host
+    names do not pass."""
+    env, node = start(t, config={"learn": {"allowed_origins": ["http://localhost/"]}})
+    up = env.upstream
+    for url in ("http://localhost@127.0.0.1:%d/" % up.port, "http://localhost.evil:%d/" % up.port):
+        code, _, _ = curl_proxy(env, node.port, url + b64_path(env, 10))
+        t.ok(code in (400, 403), "proxy target %s refused (HTTP %d)" % (url, code))
+    der = env.pki.request_der(crt(env, 10))
+    exchange(node.port, st.http_post_bytes(
+        der, version="HTTP/1.0", extra="Stapled-Origin: http://localhost@127.0.0.1:%d/\r\n"
+        % up.port))
+    t.eq(up.fetches(serial(env, 10)), 0, "Stapled-Origin with userinfo: the origin not asked")
+
+
 if __name__ == "__main__":
     t = st.Test(__file__)
     t.run(case_curl_x, case_absolute_post, case_not_ocsp, case_leaf_forwards_to_parent,
-          case_allowed_origins)
+          case_no_issuer, case_poisoned_origin, case_hops_poisoning, case_allowed_origins,
+          case_allowed_origins_bypass)

@@ -273,6 +273,8 @@ def one_ca_request_per_cert(t, tr):
     e = tr.r1.entry(tr.certs.serial(1))
     t.ok(e is not None and e.get("learned") is True and same_url(e.get("origin"), tr.origin),
          "r1 /admin/entries: extra-1 learned with the origin the leaf passed (Stapled-Origin)", e)
+    t.ok(e is not None and e.get("issuer_known") is True,
+         "r1 checked the signature with the issuer the leaf sent along (Stapled-Issuer)", e)
     e = tr.r1.entry(tr.certs.serial(51))
     t.ok(e is not None and e.get("learned") is True and same_url(e.get("origin"), tr.origin),
          "r1 /admin/entries: extra-51 learned with the origin remembered for its issuer", e)
@@ -453,7 +455,8 @@ def origin_knowledge(t, tr):
     t.ok(learn_count(p, "refused_no_origin") >= 1,
          "stapled_learn_total{result=refused_no_origin} >= 1")
 
-    d = env.stapled(name="deforigin", config={"learn": {"default_origin": tr.origin}})
+    d = env.stapled(name="deforigin", config={"learn": {"default_origin": tr.origin},
+                                              "issuer_dirs": [tr.issuer_dir]})
     d.wait_ready()
     ok, detail = check(env, certs, apache_post(certs, DEFAULT_ORIGIN, d.port), DEFAULT_ORIGIN)
     t.ok(ok, "with learn.default_origin the same kind of request is answered, verified", detail)

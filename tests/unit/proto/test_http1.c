@@ -62,6 +62,7 @@ static int parse_copy(const char *in, size_t len, const struct http1_limits *lim
 		REBASE(stapled_origin);
 		REBASE(stapled_hops);
 		REBASE(stapled_want_issuer);
+		REBASE(stapled_issuer);
 #undef REBASE
 		if (r->body && r->body != scratch) {
 			assert_true(r->body >= copy && r->body + r->body_len <= copy + len);
@@ -369,7 +370,8 @@ static void test_fields(void **state)
 	assert_str(r.target, "http://ocsp.example/");
 	assert_str(r.stapled_origin, "http://ca.example/ocsp");
 	assert_str(r.stapled_hops, "2");
-	assert_str(r.stapled_want_issuer, "1");
+		assert_str(r.stapled_want_issuer, "1");
+	assert_null(r.stapled_issuer.p);
 
 	assert_int_equal(parse_str("GET /a HTTP/1.0\r\n\r\n", &r, &consumed), HTTP1_COMPLETE);
 	assert_int_equal(r.method, HTTP1_GET);
