@@ -1,0 +1,916 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "proto/gossip_wire.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <msgpack.h>
+#include <string.h>
+
+#include "proto/crc32.h"
+#include "proto/lzw.h"
+#include "proto/macro.h"
+
+/* ---- the size check that runs before msgpack-c ---- */
+
+#define MP_MAX_DEPTH 16
+
+static uint64_t be(const uint8_t *p, size_t n)
+{
+	uint64_t v = 0;
+	for (size_t i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * Walks one msgpack object at data[0..len) without allocating: every container's element count
+ * and every string's length is compared with the bytes left (an element takes at least one byte),
+ * so what msgpack-c later allocates is bounded by the input size. Returns the object's length,
+ * -EAGAIN when the input ends inside it, -EBADMSG on a byte msgpack never uses or nesting deeper
+ * than MP_MAX_DEPTH.
+ */
+static int mp_check(const uint8_t *data, size_t len, size_t *ret_len)
+{
+	uint64_t pending[MP_MAX_DEPTH + 1]; /* elements still to read per open container */
+	int depth = 0;
+	size_t off = 0;
+	pending[0] = 1;
+	while (depth >= 0) {
+		if (pending[depth] == 0) {
+			depth--;
+			continue;
+		}
+		pending[depth]--;
+		if (off >= len)
+			return -EAGAIN;
+		uint8_t t = data[off++];
+		uint64_t skip = 0, elems = 0;
+		size_t hdr = 0; /* length bytes after t */
+		if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) {
+			/* fixint, nil, bool */
+		} else if (t >= 0x80 && t <= 0x8f) {
+			elems = 2u * (t & 0x0f);
+		} else if (t >= 0x90 && t <= 0x9f) {
+			elems = t & 0x0f;
+		} else if (t >= 0xa0 && t <= 0xbf) {
+			skip = t & 0x1f;
+		} else {
+			switch (t) {
+			case 0xc4:
+			case 0xd9:
+				hdr = 1;
+				break; /* bin8, str8 */
+			case 0xc5:
+			case 0xda:
+				hdr = 2;
+				break; /* bin16, str16 */
+			case 0xc6:
+			case 0xdb:
+				hdr = 4;
+				break; /* bin32, str32 */
+			case 0xc7:
+				hdr = 1;
+				skip = 1;
+				break; /* ext8: length, type */
+			case 0xc8:
+				hdr = 2;
+				skip = 1;
+				break;
+			case 0xc9:
+				hdr = 4;
+				skip = 1;
+				break;
+			case 0xca:
+				skip = 4;
+				break;
+			case 0xcb:
+				skip = 8;
+				break;
+			case 0xcc:
+			case 0xd0:
+				skip = 1;
+				break;
+			case 0xcd:
+			case 0xd1:
+				skip = 2;
+				break;
+			case 0xce:
+			case 0xd2:
+				skip = 4;
+				break;
+			case 0xcf:
+			case 0xd3:
+				skip = 8;
+				break;
+			case 0xd4:
+				skip = 2;
+				break; /* fixext 1..16: type + data */
+			case 0xd5:
+				skip = 3;
+				break;
+			case 0xd6:
+				skip = 5;
+				break;
+			case 0xd7:
+				skip = 9;
+				break;
+			case 0xd8:
+				skip = 17;
+				break;
+			case 0xdc:
+			case 0xde:
+				hdr = 2;
+				break; /* array16, map16 */
+			case 0xdd:
+			case 0xdf:
+				hdr = 4;
+				break; /* array32, map32 */
+			default:
+				return -EBADMSG; /* 0xc1 */
+			}
+			if (hdr) {
+				if (len - off < hdr)
+					return -EAGAIN;
+				uint64_t n = be(data + off, hdr);
+				off += hdr;
+				if (t == 0xdc || t == 0xdd)
+					elems = n;
+				else if (t == 0xde || t == 0xdf)
+					elems = 2 * n;
+				else
+					skip += n;
+			}
+		}
+		if (skip) {
+			if (len - off < skip)
+				return -EAGAIN;
+			off += (size_t)skip;
+		}
+		if (elems) {
+			/* Each element needs a byte: a count beyond the input is a lie or a cut. */
+			if (elems > len - off)
+				return -EAGAIN;
+			if (depth == MP_MAX_DEPTH)
+				return -EBADMSG;
+			pending[++depth] = elems;
+		}
+	}
+	*ret_len = off;
+	return 0;
+}
+
+/* ---- reading fields ---- */
+
+struct fields {
+	msgpack_unpacked u;
+	const msgpack_object_kv *kv;
+	uint32_t n;
+};
+
+/* Unpacks one map from data; *ret_used its length. -EAGAIN as mp_check. */
+static int fields_open(struct fields *f, const uint8_t *data, size_t len, size_t *ret_used)
+{
+	size_t olen;
+	int r = mp_check(data, len, &olen);
+	if (r < 0)
+		return r;
+	msgpack_unpacked_init(&f->u);
+	size_t off = 0;
+	msgpack_unpack_return ur = msgpack_unpack_next(&f->u, (const char *)data, olen, &off);
+	if ((ur != MSGPACK_UNPACK_SUCCESS && ur != MSGPACK_UNPACK_EXTRA_BYTES) || off != olen ||
+	    f->u.data.type != MSGPACK_OBJECT_MAP) {
+		msgpack_unpacked_destroy(&f->u);
+		return -EBADMSG;
+	}
+	f->kv = f->u.data.via.map.ptr;
+	f->n = f->u.data.via.map.size;
+	if (ret_used)
+		*ret_used = olen;
+	return 0;
+}
+
+static void fields_close(struct fields *f)
+{
+	msgpack_unpacked_destroy(&f->u);
+}
+
+/* A whole message body: one map and nothing after it. */
+static int fields_open_body(struct fields *f, const uint8_t *body, size_t len)
+{
+	size_t used;
+	int r = fields_open(f, body, len, &used);
+	if (r == -EAGAIN)
+		return -EBADMSG;
+	if (r < 0)
+		return r;
+	if (used != len) {
+		fields_close(f);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+static bool key_is(const msgpack_object *k, const char *name)
+{
+	size_t n = strlen(name);
+	return (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+		memcmp(k->via.str.ptr, name, n) == 0) ||
+	       (k->type == MSGPACK_OBJECT_BIN && k->via.bin.size == n &&
+		memcmp(k->via.bin.ptr, name, n) == 0);
+}
+
+/* str, bin or nil (empty), bounded by max. */
+static int get_str(const msgpack_object *o, size_t max, struct gossip_wire_str *ret)
+{
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL:
+		*ret = (struct gossip_wire_str){NULL, 0};
+		return 0;
+	case MSGPACK_OBJECT_STR:
+		*ret = (struct gossip_wire_str){(const uint8_t *)o->via.str.ptr, o->via.str.size};
+		break;
+	case MSGPACK_OBJECT_BIN:
+		*ret = (struct gossip_wire_str){(const uint8_t *)o->via.bin.ptr, o->via.bin.size};
+		break;
+	default:
+		return -EBADMSG;
+	}
+	return ret->len > max ? -EMSGSIZE : 0;
+}
+
+static int get_uint(const msgpack_object *o, uint64_t max, uint64_t *ret)
+{
+	if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return -EBADMSG; /* negatives (NEGATIVE_INTEGER) never fit an unsigned field */
+	if (o->via.u64 > max)
+		return -EBADMSG;
+	*ret = o->via.u64;
+	return 0;
+}
+
+static int get_u32(const msgpack_object *o, uint32_t *ret)
+{
+	uint64_t v;
+	int r = get_uint(o, UINT32_MAX, &v);
+	if (r == 0)
+		*ret = (uint32_t)v;
+	return r;
+}
+
+static int get_u16(const msgpack_object *o, uint16_t *ret)
+{
+	uint64_t v;
+	int r = get_uint(o, UINT16_MAX, &v);
+	if (r == 0)
+		*ret = (uint16_t)v;
+	return r;
+}
+
+static int get_bool(const msgpack_object *o, bool *ret)
+{
+	if (o->type == MSGPACK_OBJECT_BOOLEAN)
+		*ret = o->via.boolean;
+	else if (o->type == MSGPACK_OBJECT_NIL)
+		*ret = false;
+	else
+		return -EBADMSG;
+	return 0;
+}
+
+static int get_addr(const msgpack_object *o, struct gossip_wire_addr *ret)
+{
+	struct gossip_wire_str s;
+	int r = get_str(o, 16, &s);
+	if (r < 0)
+		return r;
+	if (s.len != 0 && s.len != 4 && s.len != 16)
+		return -EMSGSIZE;
+	ret->len = (uint8_t)s.len;
+	if (s.len)
+		memcpy(ret->b, s.p, s.len);
+	return 0;
+}
+
+static int get_vsn(const msgpack_object *o, uint8_t vsn[6], uint8_t *ret_len)
+{
+	struct gossip_wire_str s;
+	int r = get_str(o, SIZE_MAX, &s);
+	if (r < 0)
+		return r;
+	*ret_len = (uint8_t)MIN(s.len, (size_t)6);
+	memcpy(vsn, s.p, *ret_len);
+	return 0;
+}
+
+/* ---- writing ---- */
+
+static int buf_write(void *data, const char *p, size_t n)
+{
+	buf_append(data, p, n);
+	return 0;
+}
+
+static void w_init(msgpack_packer *pk, struct buf *out)
+{
+	msgpack_packer_init(pk, out, buf_write);
+}
+
+/* Go's codec writes strings and byte fields as old-spec raw (never str8). */
+static void w_str(msgpack_packer *pk, const void *p, size_t n)
+{
+	msgpack_pack_v4raw(pk, n);
+	msgpack_pack_v4raw_body(pk, p, n);
+}
+
+static void w_key(msgpack_packer *pk, const char *k)
+{
+	w_str(pk, k, strlen(k));
+}
+
+/* Byte fields: nil when empty (E3). */
+static void w_bytes(msgpack_packer *pk, const void *p, size_t n)
+{
+	if (n == 0)
+		msgpack_pack_nil(pk);
+	else
+		w_str(pk, p, n);
+}
+
+static void w_gstr(msgpack_packer *pk, struct gossip_wire_str s)
+{
+	w_str(pk, s.p, s.len);
+}
+
+static void w_uint(msgpack_packer *pk, uint64_t v)
+{
+	msgpack_pack_uint64(pk, v); /* msgpack-c picks the smallest form, as Go does */
+}
+
+static void w_bool(msgpack_packer *pk, bool v)
+{
+	if (v)
+		msgpack_pack_true(pk);
+	else
+		msgpack_pack_false(pk);
+}
+
+static void w_type(struct buf *out, enum gossip_wire_type t)
+{
+	buf_append_byte(out, (uint8_t)t);
+}
+
+/* Keys are written in ascending byte order everywhere below, as Go sorts them. */
+
+void gossip_wire_encode_ping(const struct gossip_wire_ping *m, struct buf *out)
+{
+	msgpack_packer pk;
+	w_init(&pk, out);
+	w_type(out, GOSSIP_WIRE_PING);
+	bool sa = m->source_addr.len, sn = m->source_node.len, sp = m->source_port;
+	msgpack_pack_map(&pk, 2 + sa + sn + sp);
+	w_key(&pk, "Node");
+	w_gstr(&pk, m->node);
+	w_key(&pk, "SeqNo");
+	w_uint(&pk, m->seq_no);
+	if (sa) {
+		w_key(&pk, "SourceAddr");
+		w_bytes(&pk, m->source_addr.b, m->source_addr.len);
+	}
+	if (sn) {
+		w_key(&pk, "SourceNode");
+		w_gstr(&pk, m->source_node);
+	}
+	if (sp) {
+		w_key(&pk, "SourcePort");
+		w_uint(&pk, m->source_port);
+	}
+}
+
+void gossip_wire_encode_indirect_ping(const struct gossip_wire_indirect_ping *m, struct buf *out)
+{
+	msgpack_packer pk;
+	w_init(&pk, out);
+	w_type(out, GOSSIP_WIRE_INDIRECT_PING);
+	bool sa = m->source_addr.len, sn = m->source_node.len, sp = m->source_port;
+	msgpack_pack_map(&pk, 5 + sa + sn + sp);
+	w_key(&pk, "Nack");
+	w_bool(&pk, m->nack);
+	w_key(&pk, "Node");
+	w_gstr(&pk, m->node);
+	w_key(&pk, "Port");
+	w_uint(&pk, m->port);
+	w_key(&pk, "SeqNo");
+	w_uint(&pk, m->seq_no);
+	if (sa) {
+		w_key(&pk, "SourceAddr");
+		w_bytes(&pk, m->source_addr.b, m->source_addr.len);
+	}
+	if (sn) {
+		w_key(&pk, "SourceNode");
+		w_gstr(&pk, m->source_node);
+	}
+	if (sp) {
+		w_key(&pk, "SourcePort");
+		w_uint(&pk, m->source_port);
+	}
+	w_key(&pk, "Target");
+	w_bytes(&pk, m->target.b, m->target.len);
+}
+
+void gossip_wire_encode_ack(const struct gossip_wire_ack *m, struct buf *out)
+{
+	msgpack_packer pk;
+	w_init(&pk, out);
+	w_type(out, GOSSIP_WIRE_ACK);
+	msgpack_pack_map(&pk, 2);
+	w_key(&pk, "Payload");
+	w_bytes(&pk, m->payload.p, m->payload.len);
+	w_key(&pk, "SeqNo");
+	w_uint(&pk, m->seq_no);
+}
+
+void gossip_wire_encode_nack(uint32_t seq_no, struct buf *out)
+{
+	msgpack_packer pk;
+	w_init(&pk, out);
+	w_type(out, GOSSIP_WIRE_NACK);
+	msgpack_pack_map(&pk, 1);
+	w_key(&pk, "SeqNo");
+	w_uint(&pk, seq_no);
+}
+
+void gossip_wire_encode_accuse(enum gossip_wire_type type, const struct gossip_wire_accuse *m,
+			       struct buf *out)
+{
+	assert(type == GOSSIP_WIRE_SUSPECT || type == GOSSIP_WIRE_DEAD);
+	msgpack_packer pk;
+	w_init(&pk, out);
+	w_type(out, type);
+	msgpack_pack_map(&pk, 3);
+	w_key(&pk, "From");
+	w_gstr(&pk, m->from);
+	w_key(&pk, "Incarnation");
+	w_uint(&pk, m->incarnation);
+	w_key(&pk, "Node");
+	w_gstr(&pk, m->node);
+}
+
+void gossip_wire_encode_alive(const struct gossip_wire_alive *m, struct buf *out)
+{
+	msgpack_packer pk;
+	w_init(&pk, out);
+	w_type(out, GOSSIP_WIRE_ALIVE);
+	msgpack_pack_map(&pk, 6);
+	w_key(&pk, "Addr");
+	w_bytes(&pk, m->addr.b, m->addr.len);
+	w_key(&pk, "Incarnation");
+	w_uint(&pk, m->incarnation);
+	w_key(&pk, "Meta");
+	w_bytes(&pk, m->meta.p, m->meta.len);
+	w_key(&pk, "Node");
+	w_gstr(&pk, m->node);
+	w_key(&pk, "Port");
+	w_uint(&pk, m->port);
+	w_key(&pk, "Vsn");
+	w_bytes(&pk, m->vsn, m->vsn_len);
+}
+
+void gossip_wire_encode_err(const char *error, struct buf *out)
+{
+	msgpack_packer pk;
+	w_init(&pk, out);
+	w_type(out, GOSSIP_WIRE_ERR);
+	msgpack_pack_map(&pk, 1);
+	w_key(&pk, "Error");
+	w_str(&pk, error, strlen(error));
+}
+
+void gossip_wire_encode_user(const uint8_t *payload, size_t len, struct buf *out)
+{
+	w_type(out, GOSSIP_WIRE_USER);
+	buf_append(out, payload, len);
+}
+
+void gossip_wire_encode_push_pull_header(const struct gossip_wire_push_pull_header *h,
+					 struct buf *out)
+{
+	msgpack_packer pk;
+	w_init(&pk, out);
+	w_type(out, GOSSIP_WIRE_PUSH_PULL);
+	msgpack_pack_map(&pk, 3);
+	w_key(&pk, "Join");
+	w_bool(&pk, h->join);
+	w_key(&pk, "Nodes");
+	w_uint(&pk, h->nodes);
+	w_key(&pk, "UserStateLen");
+	w_uint(&pk, h->user_state_len);
+}
+
+void gossip_wire_encode_node_state(const struct gossip_wire_node_state *s, struct buf *out)
+{
+	msgpack_packer pk;
+	w_init(&pk, out);
+	msgpack_pack_map(&pk, 7);
+	w_key(&pk, "Addr");
+	w_bytes(&pk, s->addr.b, s->addr.len);
+	w_key(&pk, "Incarnation");
+	w_uint(&pk, s->incarnation);
+	w_key(&pk, "Meta");
+	w_bytes(&pk, s->meta.p, s->meta.len);
+	w_key(&pk, "Name");
+	w_gstr(&pk, s->name);
+	w_key(&pk, "Port");
+	w_uint(&pk, s->port);
+	w_key(&pk, "State");
+	w_uint(&pk, s->state);
+	w_key(&pk, "Vsn");
+	w_bytes(&pk, s->vsn, s->vsn_len);
+}
+
+void gossip_wire_encode_user_stream_header(uint32_t len, struct buf *out)
+{
+	msgpack_packer pk;
+	w_init(&pk, out);
+	w_type(out, GOSSIP_WIRE_USER);
+	msgpack_pack_map(&pk, 1);
+	w_key(&pk, "UserMsgLen");
+	w_uint(&pk, len);
+}
+
+int gossip_wire_encode_compound(const struct gossip_wire_str *parts, size_t n, struct buf *out)
+{
+	if (n == 0 || n > 255)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (parts[i].len > UINT16_MAX)
+			return -EINVAL;
+	buf_append_byte(out, GOSSIP_WIRE_COMPOUND);
+	buf_append_byte(out, (uint8_t)n);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t l[2] = {(uint8_t)(parts[i].len >> 8), (uint8_t)parts[i].len};
+		buf_append(out, l, 2);
+	}
+	for (size_t i = 0; i < n; i++)
+		buf_append(out, parts[i].p, parts[i].len);
+	return 0;
+}
+
+void gossip_wire_encode_crc(const uint8_t *msg, size_t len, struct buf *out)
+{
+	uint32_t c = crc32_ieee(msg, len);
+	uint8_t h[5] = {GOSSIP_WIRE_HAS_CRC, (uint8_t)(c >> 24), (uint8_t)(c >> 16),
+			(uint8_t)(c >> 8), (uint8_t)c};
+	buf_append(out, h, sizeof(h));
+	buf_append(out, msg, len);
+}
+
+void gossip_wire_encode_compress(const uint8_t *msg, size_t len, struct buf *out)
+{
+	struct buf z = BUF_INIT;
+	lzw_encode(msg, len, &z);
+	msgpack_packer pk;
+	w_init(&pk, out);
+	w_type(out, GOSSIP_WIRE_COMPRESS);
+	msgpack_pack_map(&pk, 2);
+	w_key(&pk, "Algo");
+	w_uint(&pk, 0);
+	w_key(&pk, "Buf");
+	w_bytes(&pk, z.data, z.len);
+	buf_done(&z);
+}
+
+/* ---- decoding ---- */
+
+/* Visits each key/value of a map until r (the caller's status) turns negative. */
+#define FOR_FIELDS(f, k, v)                                \
+	for (uint32_t i_ = 0; i_ < (f)->n && r == 0; i_++) \
+		for (const msgpack_object *k = &(f)->kv[i_].key, *v = &(f)->kv[i_].val; k; k = NULL)
+
+int gossip_wire_decode_ping(const uint8_t *body, size_t len, struct gossip_wire_ping *ret)
+{
+	struct fields f;
+	int r = fields_open_body(&f, body, len);
+	if (r < 0)
+		return r;
+	*ret = (struct gossip_wire_ping){0};
+	FOR_FIELDS(&f, k, v)
+	{
+		if (key_is(k, "SeqNo"))
+			r = get_u32(v, &ret->seq_no);
+		else if (key_is(k, "Node"))
+			r = get_str(v, GOSSIP_WIRE_NAME_MAX, &ret->node);
+		else if (key_is(k, "SourceAddr"))
+			r = get_addr(v, &ret->source_addr);
+		else if (key_is(k, "SourcePort"))
+			r = get_u16(v, &ret->source_port);
+		else if (key_is(k, "SourceNode"))
+			r = get_str(v, GOSSIP_WIRE_NAME_MAX, &ret->source_node);
+	}
+	fields_close(&f);
+	return r;
+}
+
+int gossip_wire_decode_indirect_ping(const uint8_t *body, size_t len,
+				     struct gossip_wire_indirect_ping *ret)
+{
+	struct fields f;
+	int r = fields_open_body(&f, body, len);
+	if (r < 0)
+		return r;
+	*ret = (struct gossip_wire_indirect_ping){0};
+	FOR_FIELDS(&f, k, v)
+	{
+		if (key_is(k, "SeqNo"))
+			r = get_u32(v, &ret->seq_no);
+		else if (key_is(k, "Target"))
+			r = get_addr(v, &ret->target);
+		else if (key_is(k, "Port"))
+			r = get_u16(v, &ret->port);
+		else if (key_is(k, "Node"))
+			r = get_str(v, GOSSIP_WIRE_NAME_MAX, &ret->node);
+		else if (key_is(k, "Nack"))
+			r = get_bool(v, &ret->nack);
+		else if (key_is(k, "SourceAddr"))
+			r = get_addr(v, &ret->source_addr);
+		else if (key_is(k, "SourcePort"))
+			r = get_u16(v, &ret->source_port);
+		else if (key_is(k, "SourceNode"))
+			r = get_str(v, GOSSIP_WIRE_NAME_MAX, &ret->source_node);
+	}
+	fields_close(&f);
+	return r;
+}
+
+int gossip_wire_decode_ack(const uint8_t *body, size_t len, struct gossip_wire_ack *ret)
+{
+	struct fields f;
+	int r = fields_open_body(&f, body, len);
+	if (r < 0)
+		return r;
+	*ret = (struct gossip_wire_ack){0};
+	FOR_FIELDS(&f, k, v)
+	{
+		if (key_is(k, "SeqNo"))
+			r = get_u32(v, &ret->seq_no);
+		else if (key_is(k, "Payload"))
+			r = get_str(v, SIZE_MAX, &ret->payload);
+	}
+	fields_close(&f);
+	return r;
+}
+
+int gossip_wire_decode_nack(const uint8_t *body, size_t len, uint32_t *ret_seq_no)
+{
+	struct fields f;
+	int r = fields_open_body(&f, body, len);
+	if (r < 0)
+		return r;
+	uint32_t seq = 0;
+	FOR_FIELDS(&f, k, v)
+	{
+		if (key_is(k, "SeqNo"))
+			r = get_u32(v, &seq);
+	}
+	fields_close(&f);
+	if (r == 0)
+		*ret_seq_no = seq;
+	return r;
+}
+
+int gossip_wire_decode_accuse(const uint8_t *body, size_t len, struct gossip_wire_accuse *ret)
+{
+	struct fields f;
+	int r = fields_open_body(&f, body, len);
+	if (r < 0)
+		return r;
+	*ret = (struct gossip_wire_accuse){0};
+	FOR_FIELDS(&f, k, v)
+	{
+		if (key_is(k, "Incarnation"))
+			r = get_u32(v, &ret->incarnation);
+		else if (key_is(k, "Node"))
+			r = get_str(v, GOSSIP_WIRE_NAME_MAX, &ret->node);
+		else if (key_is(k, "From"))
+			r = get_str(v, GOSSIP_WIRE_NAME_MAX, &ret->from);
+	}
+	fields_close(&f);
+	return r;
+}
+
+int gossip_wire_decode_alive(const uint8_t *body, size_t len, struct gossip_wire_alive *ret)
+{
+	struct fields f;
+	int r = fields_open_body(&f, body, len);
+	if (r < 0)
+		return r;
+	*ret = (struct gossip_wire_alive){0};
+	FOR_FIELDS(&f, k, v)
+	{
+		if (key_is(k, "Incarnation"))
+			r = get_u32(v, &ret->incarnation);
+		else if (key_is(k, "Node"))
+			r = get_str(v, GOSSIP_WIRE_NAME_MAX, &ret->node);
+		else if (key_is(k, "Addr"))
+			r = get_addr(v, &ret->addr);
+		else if (key_is(k, "Port"))
+			r = get_u16(v, &ret->port);
+		else if (key_is(k, "Meta"))
+			r = get_str(v, GOSSIP_WIRE_META_MAX, &ret->meta);
+		else if (key_is(k, "Vsn"))
+			r = get_vsn(v, ret->vsn, &ret->vsn_len);
+	}
+	fields_close(&f);
+	return r;
+}
+
+int gossip_wire_decode_err(const uint8_t *body, size_t len, struct gossip_wire_str *ret_error)
+{
+	struct fields f;
+	int r = fields_open_body(&f, body, len);
+	if (r < 0)
+		return r;
+	struct gossip_wire_str e = {0};
+	FOR_FIELDS(&f, k, v)
+	{
+		if (key_is(k, "Error"))
+			r = get_str(v, 4096, &e);
+	}
+	fields_close(&f);
+	if (r == 0)
+		*ret_error = e;
+	return r;
+}
+
+int gossip_wire_decode_push_pull_header(const uint8_t *data, size_t len,
+					struct gossip_wire_push_pull_header *ret, size_t *ret_used)
+{
+	struct fields f;
+	size_t used;
+	int r = fields_open(&f, data, len, &used);
+	if (r < 0)
+		return r;
+	struct gossip_wire_push_pull_header h = {0};
+	uint64_t v64 = 0;
+	FOR_FIELDS(&f, k, v)
+	{
+		if (key_is(k, "Nodes")) {
+			r = get_uint(v, GOSSIP_WIRE_PUSH_NODES_MAX, &v64);
+			h.nodes = (uint32_t)v64;
+		} else if (key_is(k, "UserStateLen")) {
+			r = get_uint(v, GOSSIP_WIRE_USER_STATE_MAX, &v64);
+			h.user_state_len = (uint32_t)v64;
+		} else if (key_is(k, "Join")) {
+			r = get_bool(v, &h.join);
+		}
+	}
+	fields_close(&f);
+	if (r < 0)
+		return r == -EBADMSG ? -EMSGSIZE : r;
+	*ret = h;
+	*ret_used = used;
+	return 0;
+}
+
+int gossip_wire_decode_node_state(const uint8_t *data, size_t len,
+				  struct gossip_wire_node_state *ret, size_t *ret_used)
+{
+	struct fields f;
+	size_t used;
+	int r = fields_open(&f, data, len, &used);
+	if (r < 0)
+		return r;
+	*ret = (struct gossip_wire_node_state){0};
+	uint64_t st = 0;
+	FOR_FIELDS(&f, k, v)
+	{
+		if (key_is(k, "Name"))
+			r = get_str(v, GOSSIP_WIRE_NAME_MAX, &ret->name);
+		else if (key_is(k, "Addr"))
+			r = get_addr(v, &ret->addr);
+		else if (key_is(k, "Port"))
+			r = get_u16(v, &ret->port);
+		else if (key_is(k, "Meta"))
+			r = get_str(v, GOSSIP_WIRE_META_MAX, &ret->meta);
+		else if (key_is(k, "Incarnation"))
+			r = get_u32(v, &ret->incarnation);
+		else if (key_is(k, "State")) {
+			r = get_uint(v, 255, &st);
+			ret->state = (uint8_t)st;
+		} else if (key_is(k, "Vsn"))
+			r = get_vsn(v, ret->vsn, &ret->vsn_len);
+	}
+	fields_close(&f);
+	if (r < 0)
+		return r;
+	*ret_used = used;
+	return 0;
+}
+
+int gossip_wire_decode_user_stream_header(const uint8_t *data, size_t len, uint32_t *ret_len,
+					  size_t *ret_used)
+{
+	struct fields f;
+	size_t used;
+	int r = fields_open(&f, data, len, &used);
+	if (r < 0)
+		return r;
+	uint64_t n = 0;
+	FOR_FIELDS(&f, k, v)
+	{
+		if (key_is(k, "UserMsgLen"))
+			r = get_uint(v, GOSSIP_WIRE_USER_STATE_MAX, &n);
+	}
+	fields_close(&f);
+	if (r < 0)
+		return r == -EBADMSG ? -EMSGSIZE : r;
+	*ret_len = (uint32_t)n;
+	*ret_used = used;
+	return 0;
+}
+
+int gossip_wire_decompress(const uint8_t *body, size_t len, size_t max_out, struct buf *out)
+{
+	struct fields f;
+	int r = fields_open_body(&f, body, len);
+	if (r < 0)
+		return r;
+	uint64_t algo = 0;
+	struct gossip_wire_str data = {0};
+	FOR_FIELDS(&f, k, v)
+	{
+		if (key_is(k, "Algo"))
+			r = get_uint(v, UINT64_MAX, &algo);
+		else if (key_is(k, "Buf"))
+			r = get_str(v, SIZE_MAX, &data);
+	}
+	if (r == 0 && algo != 0)
+		r = -ENOTSUP;
+	if (r == 0)
+		r = lzw_decode(data.p, data.len, max_out, out);
+	fields_close(&f);
+	return r;
+}
+
+/* ---- packets ---- */
+
+#define WALK_MAX_DEPTH 4
+
+static int walk(const uint8_t *pkt, size_t len, gossip_wire_msg_fn fn, void *ud, int depth)
+{
+	if (len == 0 || depth > WALK_MAX_DEPTH)
+		return -EBADMSG;
+	enum gossip_wire_type t = pkt[0];
+	const uint8_t *body = pkt + 1;
+	size_t blen = len - 1;
+	switch (t) {
+	case GOSSIP_WIRE_HAS_CRC: {
+		if (blen < 4)
+			return -EBADMSG;
+		if ((uint32_t)be(body, 4) != crc32_ieee(body + 4, blen - 4))
+			return -EBADMSG;
+		return walk(body + 4, blen - 4, fn, ud, depth + 1);
+	}
+	case GOSSIP_WIRE_COMPOUND: {
+		if (blen < 1)
+			return -EBADMSG;
+		size_t n = body[0];
+		if (n == 0 || blen < 1 + 2 * n)
+			return -EBADMSG;
+		const uint8_t *p = body + 1 + 2 * n;
+		size_t left = blen - 1 - 2 * n;
+		int delivered = 0;
+		for (size_t i = 0; i < n; i++) {
+			size_t pl = (size_t)be(body + 1 + 2 * i, 2);
+			if (pl > left)
+				break; /* P1: the parts that do not fit are dropped */
+			int r = walk(p, pl, fn, ud, depth + 1);
+			if (r > 0)
+				delivered += r;
+			p += pl;
+			left -= pl;
+		}
+		return delivered;
+	}
+	case GOSSIP_WIRE_COMPRESS: {
+		struct buf inflated = BUF_INIT;
+		int r = gossip_wire_decompress(body, blen, GOSSIP_WIRE_PACKET_INFLATE_MAX,
+					       &inflated);
+		if (r == 0)
+			r = walk(inflated.data, inflated.len, fn, ud, depth + 1);
+		else
+			r = -EBADMSG;
+		buf_done(&inflated);
+		return r;
+	}
+	case GOSSIP_WIRE_ENCRYPT:
+		return -EBADMSG; /* decrypted before walking, never nested */
+	default:
+		fn(t, body, blen, ud);
+		return 1;
+	}
+}
+
+int gossip_wire_packet_walk(const uint8_t *pkt, size_t len, gossip_wire_msg_fn fn, void *ud)
+{
+	return walk(pkt, len, fn, ud, 0);
+}
