@@ -298,7 +298,8 @@ static int get_vsn(const msgpack_object *o, uint8_t vsn[6], uint8_t *ret_len)
 	if (r < 0)
 		return r;
 	*ret_len = (uint8_t)MIN(s.len, (size_t)6);
-	memcpy(vsn, s.p, *ret_len);
+	if (*ret_len)
+		memcpy(vsn, s.p, *ret_len);
 	return 0;
 }
 

@@ -210,8 +210,8 @@ static bool len_ok(size_t len, size_t aad_len)
 }
 
 int keyring_encrypt_packet(const struct keyring *kr, const uint8_t nonce[GOSSIP_NONCE_BYTES],
-			  const uint8_t *plain, size_t len, const uint8_t *aad, size_t aad_len,
-			  struct buf *out)
+			   const uint8_t *plain, size_t len, const uint8_t *aad, size_t aad_len,
+			   struct buf *out)
 {
 	if (!len_ok(len, aad_len))
 		return -EMSGSIZE;
@@ -230,7 +230,7 @@ int keyring_encrypt_packet(const struct keyring *kr, const uint8_t nonce[GOSSIP_
 }
 
 int keyring_decrypt_packet(const struct keyring *kr, const uint8_t *in, size_t len,
-			  const uint8_t *aad, size_t aad_len, struct buf *out)
+			   const uint8_t *aad, size_t aad_len, struct buf *out)
 {
 	if (len < 1 || !(in[0] == VERSION_PLAIN || (in[0] == VERSION_PADDED && kr->version0)))
 		return -EBADMSG;
@@ -291,8 +291,8 @@ static size_t stream_aad(const uint8_t header[GOSSIP_STREAM_HEADER_BYTES], const
 }
 
 int keyring_encrypt_stream(const struct keyring *kr, const uint8_t nonce[GOSSIP_NONCE_BYTES],
-			  const uint8_t *plain, size_t len, const uint8_t *label, size_t label_len,
-			  struct buf *out)
+			   const uint8_t *plain, size_t len, const uint8_t *label, size_t label_len,
+			   struct buf *out)
 {
 	if (label_len > GOSSIP_LABEL_MAX)
 		return -EINVAL;
@@ -331,8 +331,8 @@ int keyring_stream_frame_size(const uint8_t *in, size_t len, size_t *ret_size)
 }
 
 int keyring_decrypt_stream(const struct keyring *kr, const uint8_t *in, size_t len,
-			  const uint8_t *label, size_t label_len, size_t *ret_consumed,
-			  struct buf *out)
+			   const uint8_t *label, size_t label_len, size_t *ret_consumed,
+			   struct buf *out)
 {
 	if (label_len > GOSSIP_LABEL_MAX)
 		return -EINVAL;
@@ -345,7 +345,7 @@ int keyring_decrypt_stream(const struct keyring *kr, const uint8_t *in, size_t l
 	uint8_t aad[GOSSIP_STREAM_HEADER_BYTES + GOSSIP_LABEL_MAX];
 	size_t aad_len = stream_aad(in, label, label_len, aad);
 	r = keyring_decrypt_packet(kr, in + GOSSIP_STREAM_HEADER_BYTES,
-				  size - GOSSIP_STREAM_HEADER_BYTES, aad, aad_len, out);
+				   size - GOSSIP_STREAM_HEADER_BYTES, aad, aad_len, out);
 	if (r < 0)
 		return r;
 	*ret_consumed = size;

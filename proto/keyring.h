@@ -102,8 +102,8 @@ const uint8_t *keyring_get(const struct keyring *kr, size_t i, size_t *ret_len);
  * Errors: -EMSGSIZE len or aad_len beyond what OpenSSL takes (INT_MAX); -EIO OpenSSL failed.
  */
 int keyring_encrypt_packet(const struct keyring *kr, const uint8_t nonce[GOSSIP_NONCE_BYTES],
-			  const uint8_t *plain, size_t len, const uint8_t *aad, size_t aad_len,
-			  struct buf *out);
+			   const uint8_t *plain, size_t len, const uint8_t *aad, size_t aad_len,
+			   struct buf *out);
 
 /*
  * Decrypts a payload in[0..len) (version 1, or 0 if enabled) trying every key, primary first, and
@@ -114,7 +114,7 @@ int keyring_encrypt_packet(const struct keyring *kr, const uint8_t nonce[GOSSIP_
  * padding (version 0); -EMSGSIZE len or aad_len beyond INT_MAX.
  */
 int keyring_decrypt_packet(const struct keyring *kr, const uint8_t *in, size_t len,
-			  const uint8_t *aad, size_t aad_len, struct buf *out);
+			   const uint8_t *aad, size_t aad_len, struct buf *out);
 
 /*
  * Encrypts a stream message plain[0..len) into a frame appended to `out`: 0x0a, the payload
@@ -125,8 +125,8 @@ int keyring_decrypt_packet(const struct keyring *kr, const uint8_t *in, size_t l
  * -EINVAL label_len > GOSSIP_LABEL_MAX; -EIO OpenSSL failed.
  */
 int keyring_encrypt_stream(const struct keyring *kr, const uint8_t nonce[GOSSIP_NONCE_BYTES],
-			  const uint8_t *plain, size_t len, const uint8_t *label, size_t label_len,
-			  struct buf *out);
+			   const uint8_t *plain, size_t len, const uint8_t *label, size_t label_len,
+			   struct buf *out);
 
 /*
  * From the first bytes of a stream, the size of the whole frame (5 + L) in *ret_size, so a
@@ -146,5 +146,5 @@ int keyring_stream_frame_size(const uint8_t *in, size_t len, size_t *ret_size);
  * those of keyring_decrypt_packet.
  */
 int keyring_decrypt_stream(const struct keyring *kr, const uint8_t *in, size_t len,
-			  const uint8_t *label, size_t label_len, size_t *ret_consumed,
-			  struct buf *out);
+			   const uint8_t *label, size_t label_len, size_t *ret_consumed,
+			   struct buf *out);
