@@ -160,7 +160,7 @@ struct node {
 	uint64_t rng[2];	    /* xorshift128+ state, seeded from getrandom */
 	struct hook *hooks;	    /* alert commands running */
 	void *req_memo;		    /* responder.c: request bytes -> CertID memo */
-		struct entry_info *learned; /* learned entries, most recently asked first (learn.c) */
+	struct entry_info *learned; /* learned entries, most recently asked first (learn.c) */
 	struct entry_info *learned_tail;
 	size_t n_learned;
 	struct issuer_info *issuer_infos; /* node data of issuers (learn.c) */

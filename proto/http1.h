@@ -52,9 +52,9 @@ struct http1_request {
 	 * certificate is wanted back; and the issuer certificate a child sends along. */
 	struct http1_str stapled_origin;
 	struct http1_str stapled_hops;
-		struct http1_str stapled_want_issuer;
+	struct http1_str stapled_want_issuer;
 	struct http1_str stapled_issuer; /* base64 DER of the issuer, from a child node */
-	int64_t content_length; /* -1 if absent */
+	int64_t content_length;		 /* -1 if absent */
 	/* The body. For Content-Length bodies it points into the input; for chunked bodies into
 	 * `scratch` (see http1_parse). */
 	const uint8_t *body;

@@ -124,7 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t consumed = 0;
 	assert(keyring_encrypt_stream(kr, nonce, data, size, label, sizeof(label) - 1, &enc) == 0);
 	assert(keyring_decrypt_stream(kr, enc.data, enc.len, label, sizeof(label) - 1, &consumed,
-				     &dec) == 0);
+				      &dec) == 0);
 	assert(consumed == enc.len);
 	assert(dec.len == size && (size == 0 || memcmp(dec.data, data, size) == 0));
 	buf_done(&enc);

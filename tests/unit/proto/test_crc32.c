@@ -103,8 +103,7 @@ static void test_update(void **state)
 	uint8_t *p = random_bytes(1000);
 	uint32_t whole = crc32_ieee(p, 1000);
 	for (size_t cut = 0; cut <= 1000; cut += 7)
-		assert_int_equal(crc32_update(crc32_ieee(p, cut), p + cut, 1000 - cut),
-				 whole);
+		assert_int_equal(crc32_update(crc32_ieee(p, cut), p + cut, 1000 - cut), whole);
 	assert_int_equal(crc32_update(whole, NULL, 0), whole);
 	free(p);
 }

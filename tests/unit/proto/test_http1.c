@@ -370,7 +370,7 @@ static void test_fields(void **state)
 	assert_str(r.target, "http://ocsp.example/");
 	assert_str(r.stapled_origin, "http://ca.example/ocsp");
 	assert_str(r.stapled_hops, "2");
-		assert_str(r.stapled_want_issuer, "1");
+	assert_str(r.stapled_want_issuer, "1");
 	assert_null(r.stapled_issuer.p);
 
 	assert_int_equal(parse_str("GET /a HTTP/1.0\r\n\r\n", &r, &consumed), HTTP1_COMPLETE);

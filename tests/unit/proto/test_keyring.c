@@ -128,13 +128,13 @@ static void test_go_vectors(void **state)
 			buf_append_str(&out, "pre");
 			if (stream)
 				assert_int_equal(keyring_encrypt_stream(enc, nonce.data, plain.data,
-								       plain.len, label.data,
-								       label.len, &out),
+									plain.len, label.data,
+									label.len, &out),
 						 0);
 			else
 				assert_int_equal(keyring_encrypt_packet(enc, nonce.data, plain.data,
-								       plain.len, label.data,
-								       label.len, &out),
+									plain.len, label.data,
+									label.len, &out),
 						 0);
 			expect_buf(&out, "pre", &wire);
 			buf_reset(&out);
@@ -148,12 +148,12 @@ static void test_go_vectors(void **state)
 			/* Bytes after the frame are not part of it. */
 			buf_append_str(&wire, "trailing");
 			assert_int_equal(keyring_decrypt_stream(kr, wire.data, wire.len, label.data,
-							       label.len, &consumed, &out),
+								label.len, &consumed, &out),
 					 0);
 			assert_int_equal(consumed, size);
 		} else {
 			assert_int_equal(keyring_decrypt_packet(kr, wire.data, wire.len, label.data,
-							       label.len, &out),
+								label.len, &out),
 					 0);
 		}
 		expect_buf(&out, "pre", &plain);
@@ -324,13 +324,14 @@ static void test_packet_roundtrip(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(lens); i++) {
 		struct buf w = BUF_INIT, out = BUF_INIT;
 		assert_int_equal(keyring_encrypt_packet(kr, nonce1, plain, lens[i],
-						       (const uint8_t *)"L", 1, &w),
+							(const uint8_t *)"L", 1, &w),
 				 0);
 		assert_int_equal(w.len, lens[i] + GOSSIP_ENCRYPT_OVERHEAD);
 		assert_int_equal(w.data[0], 1);
 		assert_memory_equal(w.data + 1, nonce1, 12);
 		assert_int_equal(
-			keyring_decrypt_packet(kr, w.data, w.len, (const uint8_t *)"L", 1, &out), 0);
+			keyring_decrypt_packet(kr, w.data, w.len, (const uint8_t *)"L", 1, &out),
+			0);
 		assert_int_equal(out.len, lens[i]);
 		if (lens[i])
 			assert_memory_equal(out.data, plain, lens[i]);
@@ -349,9 +350,9 @@ static void test_packet_errors(void **state)
 	assert_int_equal(keyring_add(kr, key_b, sizeof(key_b)), 1);
 	keyring_set_version0(kr, true);
 	struct buf w = BUF_INIT;
-	assert_int_equal(
-		keyring_encrypt_packet(kr, nonce1, (const uint8_t *)"hello world!", 12, NULL, 0, &w),
-		0);
+	assert_int_equal(keyring_encrypt_packet(kr, nonce1, (const uint8_t *)"hello world!", 12,
+						NULL, 0, &w),
+			 0);
 	assert_true(decrypts(kr, &w, "hello world!"));
 
 	/* Too short for its version: version 1 needs 29 bytes, version 0 needs 45. */
@@ -460,7 +461,7 @@ static void test_version_flip(void **state)
 	static const char msg[] = "a user message\x03\x03\x03";
 	struct buf w = BUF_INIT, out = BUF_INIT;
 	assert_int_equal(keyring_encrypt_packet(kr, nonce1, (const uint8_t *)msg, sizeof(msg) - 1,
-					       NULL, 0, &w),
+						NULL, 0, &w),
 			 0);
 	w.data[0] = 0;
 	expect_packet_fails(kr, w.data, w.len, NULL, 0, -EBADMSG);
@@ -483,7 +484,7 @@ static void test_stream(void **state)
 	static const char msg[] = "\x06push-pull state";
 	struct buf f = BUF_INIT, out = BUF_INIT;
 	assert_int_equal(keyring_encrypt_stream(kr, nonce1, (const uint8_t *)msg, sizeof(msg) - 1,
-					       (const uint8_t *)"lab", 3, &f),
+						(const uint8_t *)"lab", 3, &f),
 			 0);
 	size_t total = 5 + sizeof(msg) - 1 + GOSSIP_ENCRYPT_OVERHEAD;
 	assert_int_equal(f.len, total);
@@ -495,7 +496,7 @@ static void test_stream(void **state)
 
 	size_t consumed = 0;
 	assert_int_equal(keyring_decrypt_stream(kr, f.data, f.len, (const uint8_t *)"lab", 3,
-					       &consumed, &out),
+						&consumed, &out),
 			 0);
 	assert_int_equal(consumed, total);
 	assert_int_equal(out.len, sizeof(msg) - 1);
