@@ -362,29 +362,42 @@ static void w_type(struct buf *out, enum gossip_wire_type t)
 
 /* Keys are written in ascending byte order everywhere below, as Go sorts them. */
 
+/* The optional Source* fields of ping and indirect ping (omitted when empty, as Go's
+ * omitempty does); they sort together in both. */
+static unsigned source_fields(const struct gossip_wire_addr *addr, struct gossip_wire_str node,
+			      uint16_t port)
+{
+	return (addr->len > 0) + (node.len > 0) + (port > 0);
+}
+
+static void w_source(msgpack_packer *pk, const struct gossip_wire_addr *addr,
+		     struct gossip_wire_str node, uint16_t port)
+{
+	if (addr->len) {
+		w_key(pk, "SourceAddr");
+		w_bytes(pk, addr->b, addr->len);
+	}
+	if (node.len) {
+		w_key(pk, "SourceNode");
+		w_gstr(pk, node);
+	}
+	if (port) {
+		w_key(pk, "SourcePort");
+		w_uint(pk, port);
+	}
+}
+
 void gossip_wire_encode_ping(const struct gossip_wire_ping *m, struct buf *out)
 {
 	msgpack_packer pk;
 	w_init(&pk, out);
 	w_type(out, GOSSIP_WIRE_PING);
-	bool sa = m->source_addr.len, sn = m->source_node.len, sp = m->source_port;
-	msgpack_pack_map(&pk, 2 + sa + sn + sp);
+	msgpack_pack_map(&pk, 2 + source_fields(&m->source_addr, m->source_node, m->source_port));
 	w_key(&pk, "Node");
 	w_gstr(&pk, m->node);
 	w_key(&pk, "SeqNo");
 	w_uint(&pk, m->seq_no);
-	if (sa) {
-		w_key(&pk, "SourceAddr");
-		w_bytes(&pk, m->source_addr.b, m->source_addr.len);
-	}
-	if (sn) {
-		w_key(&pk, "SourceNode");
-		w_gstr(&pk, m->source_node);
-	}
-	if (sp) {
-		w_key(&pk, "SourcePort");
-		w_uint(&pk, m->source_port);
-	}
+	w_source(&pk, &m->source_addr, m->source_node, m->source_port);
 }
 
 void gossip_wire_encode_indirect_ping(const struct gossip_wire_indirect_ping *m, struct buf *out)
@@ -392,8 +405,7 @@ void gossip_wire_encode_indirect_ping(const struct gossip_wire_indirect_ping *m,
 	msgpack_packer pk;
 	w_init(&pk, out);
 	w_type(out, GOSSIP_WIRE_INDIRECT_PING);
-	bool sa = m->source_addr.len, sn = m->source_node.len, sp = m->source_port;
-	msgpack_pack_map(&pk, 5 + sa + sn + sp);
+	msgpack_pack_map(&pk, 5 + source_fields(&m->source_addr, m->source_node, m->source_port));
 	w_key(&pk, "Nack");
 	w_bool(&pk, m->nack);
 	w_key(&pk, "Node");
@@ -402,18 +414,7 @@ void gossip_wire_encode_indirect_ping(const struct gossip_wire_indirect_ping *m,
 	w_uint(&pk, m->port);
 	w_key(&pk, "SeqNo");
 	w_uint(&pk, m->seq_no);
-	if (sa) {
-		w_key(&pk, "SourceAddr");
-		w_bytes(&pk, m->source_addr.b, m->source_addr.len);
-	}
-	if (sn) {
-		w_key(&pk, "SourceNode");
-		w_gstr(&pk, m->source_node);
-	}
-	if (sp) {
-		w_key(&pk, "SourcePort");
-		w_uint(&pk, m->source_port);
-	}
+	w_source(&pk, &m->source_addr, m->source_node, m->source_port);
 	w_key(&pk, "Target");
 	w_bytes(&pk, m->target.b, m->target.len);
 }

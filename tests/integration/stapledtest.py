@@ -683,6 +683,56 @@ class Conn:
         self.s.close()
 
 
+def exchange(port, data, timeout=10):
+    """One request on a new connection, one answer; a connection error or timeout is returned as
+    status 0 with the error as the body, so that a check fails instead of aborting the case."""
+    try:
+        return _exchange(port, data, timeout)
+    except (OSError, EOFError, ValueError) as e:
+        return HttpResponse("", 0, "error", {}, repr(e).encode())
+
+
+def _exchange(port, data, timeout=10):
+    """One request on a new connection; reads one answer (Content-Length, or up to the close)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    deadline = time.monotonic() + timeout
+    buf = b""
+    try:
+        s.sendall(data)
+        while True:
+            head_end = buf.find(b"\r\n\r\n")
+            if head_end >= 0:
+                m = re.search(r"(?im)^content-length:\s*(\d+)\s*$",
+                              buf[:head_end].decode("latin-1"))
+                if m and len(buf) >= head_end + 4 + int(m.group(1)):
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError("no complete answer within %ss" % timeout)
+            s.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                break
+            buf += chunk
+    finally:
+        s.close()
+    head_end = buf.find(b"\r\n\r\n")
+    if head_end < 0:
+        raise EOFError("connection closed before a complete header (%r)" % buf[:200])
+    lines = buf[:head_end].decode("latin-1").split("\r\n")
+    version, status, *reason = lines[0].split(" ", 2)
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    body = buf[head_end + 4:]
+    if "content-length" in headers:
+        body = body[:int(headers["content-length"])]
+    return HttpResponse(version, int(status), reason[0] if reason else "", headers, body)
+
+
 def http_post_bytes(der, path="/", host="127.0.0.1", version="HTTP/1.1", extra=""):
     return ("POST %s %s\r\nHost: %s\r\nContent-Type: application/ocsp-request\r\n"
             "Content-Length: %d\r\n%s\r\n" % (path, version, host, len(der), extra)).encode() + der

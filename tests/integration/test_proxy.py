@@ -10,8 +10,6 @@ any upstream."""
 import base64
 import os
 import shutil
-import re
-import socket
 import time
 import urllib.parse
 
@@ -33,56 +31,6 @@ def serial(env, i):
 def b64_path(env, i):
     der = env.pki.request_der(crt(env, i))
     return urllib.parse.quote(base64.b64encode(der).decode(), safe="")
-
-
-def exchange(port, data, timeout=10):
-    """One request on a new connection, one answer; a connection error or timeout is returned as
-    status 0 with the error as the body, so that a check fails instead of aborting the case."""
-    try:
-        return _exchange(port, data, timeout)
-    except (OSError, EOFError, ValueError) as e:
-        return st.HttpResponse("", 0, "error", {}, repr(e).encode())
-
-
-def _exchange(port, data, timeout=10):
-    """One request on a new connection; reads one answer (Content-Length, or up to the close)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    deadline = time.monotonic() + timeout
-    buf = b""
-    try:
-        s.sendall(data)
-        while True:
-            head_end = buf.find(b"\r\n\r\n")
-            if head_end >= 0:
-                m = re.search(r"(?im)^content-length:\s*(\d+)\s*$",
-                              buf[:head_end].decode("latin-1"))
-                if m and len(buf) >= head_end + 4 + int(m.group(1)):
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError("no complete answer within %ss" % timeout)
-            s.settimeout(max(0.1, deadline - time.monotonic()))
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                chunk = b""
-            if not chunk:
-                break
-            buf += chunk
-    finally:
-        s.close()
-    head_end = buf.find(b"\r\n\r\n")
-    if head_end < 0:
-        raise EOFError("connection closed before a complete header (%r)" % buf[:200])
-    lines = buf[:head_end].decode("latin-1").split("\r\n")
-    version, status, *reason = lines[0].split(" ", 2)
-    headers = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    body = buf[head_end + 4:]
-    if "content-length" in headers:
-        body = body[:int(headers["content-length"])]
-    return st.HttpResponse(version, int(status), reason[0] if reason else "", headers, body)
 
 
 def curl_proxy(env, proxy_port, url, timeout=10):
@@ -187,16 +135,16 @@ def case_absolute_post(t):
     req = ("POST %s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/ocsp-request\r\n"
            "Connection: close\r\nContent-Length: %d\r\n\r\n" % (up.url, up.port, len(der))
            ).encode() + der
-    r = exchange(node.port, req)
+    r = st.exchange(node.port, req)
     ok, detail = verified(env, r.status, r.headers, r.body, 2)
     t.ok(ok, "POST http://UP/ HTTP/1.0 (Apache style, Connection: close): verified good", detail)
     t.eq(up.fetches(serial(env, 2)), 1, "one origin request")
-    r = exchange(node.port, req)
+    r = st.exchange(node.port, req)
     ok, detail = verified(env, r.status, r.headers, r.body, 2)
     t.ok(ok, "the same POST again: verified good", detail)
     t.eq(up.fetches(serial(env, 2)), 1, "... from the cache")
     # An absolute-form GET over a raw socket (HTTP/1.1, as HAProxy ocsp-update sends it).
-    r = exchange(node.port, ("GET %s%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n"
+    r = st.exchange(node.port, ("GET %s%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n"
                              "\r\n" % (up.url, b64_path(env, 3), up.port)).encode())
     ok, detail = verified(env, r.status, r.headers, r.body, 3)
     t.ok(ok, "GET http://UP/<b64> HTTP/1.1 over a raw socket: verified good", detail)
@@ -207,18 +155,18 @@ def case_not_ocsp(t):
     env, node = start(t)
     up = env.upstream
     before = up.fetches()
-    r = exchange(node.port, b"GET http://example.invalid/index.html HTTP/1.1\r\n"
+    r = st.exchange(node.port, b"GET http://example.invalid/index.html HTTP/1.1\r\n"
                             b"Host: example.invalid\r\nConnection: close\r\n\r\n")
     t.eq(r.status, 400, "non-OCSP proxy request: HTTP 400")
     t.ok(r.headers.get("content-type", "").startswith("text/plain") and len(r.body) > 0
          and st.ocsp_response_status(r.body) is None,
          "... with a text/plain body, not an OCSP answer",
          "%r %r" % (r.headers, r.body[:200]))
-    r = exchange(node.port, b"CONNECT example.invalid:443 HTTP/1.1\r\n"
+    r = st.exchange(node.port, b"CONNECT example.invalid:443 HTTP/1.1\r\n"
                             b"Host: example.invalid:443\r\n\r\n")
     t.eq(r.status, 405, "CONNECT: HTTP 405")
     # A proxy request whose path is not a decodable OCSP request, to the real upstream.
-    r = exchange(node.port, ("GET %sindex.html HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+    r = st.exchange(node.port, ("GET %sindex.html HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
                              "Connection: close\r\n\r\n" % (up.url, up.port)).encode())
     t.eq(r.status, 400, "non-OCSP proxy request to a reachable host: HTTP 400")
     t.eq(up.fetches() - before, 0, "none of them reached the upstream")
@@ -295,14 +243,14 @@ def case_hops_poisoning(t):
     leaf.wait_ready()
     i = 9
     der = env.pki.request_der(crt(env, i))
-    r = exchange(leaf.port, st.http_post_bytes(der, version="HTTP/1.0",
+    r = st.exchange(leaf.port, st.http_post_bytes(der, version="HTTP/1.0",
                                               extra="Stapled-Hops: 7\r\n"
                                               "Stapled-Origin: %s\r\n" % env.upstream.url))
     t.eq(r.body, bytes.fromhex("30030a0106"), "hops 7 at the leaf: its parent refuses the loop")
     st.poll(lambda: (lambda r: r if r.status == 200 and r.body != bytes.fromhex("30030a0106")
-                     else None)(exchange(leaf.port, st.http_post_bytes(der, version="HTTP/1.0")
+                     else None)(st.exchange(leaf.port, st.http_post_bytes(der, version="HTTP/1.0")
                                          )), 10, what="an honest request is served")
-    r = exchange(leaf.port, st.http_post_bytes(der, version="HTTP/1.0"))
+    r = st.exchange(leaf.port, st.http_post_bytes(der, version="HTTP/1.0"))
     ok, detail = verified(env, r.status, r.headers, r.body, i)
     t.ok(ok, "an honest request right after: served, verified good", detail)
 
@@ -313,7 +261,7 @@ def case_allowed_origins(t):
     before = up.fetches()
     code, headers, body = curl_proxy(env, node.port, "%s%s" % (up.url, b64_path(env, 6)))
     t.eq(code, 403, "origin not in learn.allowed_origins: HTTP 403")
-    r = exchange(node.port, ("GET %s%s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\n\r\n"
+    r = st.exchange(node.port, ("GET %s%s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\n\r\n"
                              % (up.url, b64_path(env, 6), up.port)).encode())
     t.eq(r.status, 403, "... also for a raw HTTP/1.0 absolute-form GET")
     t.eq(up.fetches() - before, 0, "no upstream request")
@@ -331,7 +279,7 @@ def case_allowed_origins_bypass(t):
         code, _, _ = curl_proxy(env, node.port, url + b64_path(env, 10))
         t.ok(code in (400, 403), "proxy target %s refused (HTTP %d)" % (url, code))
     der = env.pki.request_der(crt(env, 10))
-    exchange(node.port, st.http_post_bytes(
+    st.exchange(node.port, st.http_post_bytes(
         der, version="HTTP/1.0", extra="Stapled-Origin: http://localhost@127.0.0.1:%d/\r\n"
         % up.port))
     t.eq(up.fetches(serial(env, 10)), 0, "Stapled-Origin with userinfo: the origin not asked")

@@ -13,7 +13,6 @@ import base64
 import os
 import re
 import signal
-import socket
 import tempfile
 import threading
 import time
@@ -77,64 +76,16 @@ class Certs:
         return "/" + urllib.parse.quote(base64.b64encode(self.der(i)).decode(), safe="")
 
 
-def exchange(port, data, timeout=10):
-    """One request on a new connection, one answer; a connection error or timeout is returned as
-    status 0 with the error as the body, so that a check fails instead of aborting the case."""
-    try:
-        return _exchange(port, data, timeout)
-    except (OSError, EOFError, ValueError) as e:
-        return st.HttpResponse("", 0, "error", {}, repr(e).encode())
-
-
-def _exchange(port, data, timeout=10):
-    """Sends one request on a new connection and reads one answer (Content-Length, or up to the
-    close). Returns st.HttpResponse; raises on a connection error or timeout."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    deadline = time.monotonic() + timeout
-    try:
-        s.sendall(data)
-        buf = b""
-        while True:
-            head_end = buf.find(b"\r\n\r\n")
-            if head_end >= 0:
-                head = buf[:head_end].decode("latin-1")
-                m = re.search(r"(?im)^content-length:\s*(\d+)\s*$", head)
-                if m and len(buf) >= head_end + 4 + int(m.group(1)):
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError("no complete answer within %ss" % timeout)
-            s.settimeout(max(0.1, deadline - time.monotonic()))
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-    finally:
-        s.close()
-    head_end = buf.find(b"\r\n\r\n")
-    if head_end < 0:
-        raise EOFError("connection closed before a complete header (%r)" % buf[:200])
-    lines = buf[:head_end].decode("latin-1").split("\r\n")
-    version, status, *reason = lines[0].split(" ", 2)
-    headers = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    body = buf[head_end + 4:]
-    if "content-length" in headers:
-        body = body[:int(headers["content-length"])]
-    return st.HttpResponse(version, int(status), reason[0] if reason else "", headers, body)
-
-
 def nginx_get(certs, i, port):
     """As nginx 1.22 asks: GET, HTTP/1.0, Host without the port, url-encoded base64."""
-    return exchange(port, ("GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+    return st.exchange(port, ("GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
                            % certs.get_path(i)).encode())
 
 
 def apache_post(certs, i, port, extra_headers=""):
     """As Apache mod_ssl asks: POST, HTTP/1.0, Connection: close."""
     der = certs.der(i)
-    return exchange(port, ("POST / HTTP/1.0\r\nHost: 127.0.0.1:%d\r\n"
+    return st.exchange(port, ("POST / HTTP/1.0\r\nHost: 127.0.0.1:%d\r\n"
                            "Content-Type: application/ocsp-request\r\nConnection: close\r\n"
                            "%sContent-Length: %d\r\n\r\n"
                            % (port, extra_headers, len(der))).encode() + der)
