@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <msgpack.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "proto/crc32.h"
@@ -246,24 +247,6 @@ static int get_uint(const msgpack_object *o, uint64_t max, uint64_t *ret)
 		return -EBADMSG;
 	*ret = o->via.u64;
 	return 0;
-}
-
-static int get_u32(const msgpack_object *o, uint32_t *ret)
-{
-	uint64_t v;
-	int r = get_uint(o, UINT32_MAX, &v);
-	if (r == 0)
-		*ret = (uint32_t)v;
-	return r;
-}
-
-static int get_u16(const msgpack_object *o, uint16_t *ret)
-{
-	uint64_t v;
-	int r = get_uint(o, UINT16_MAX, &v);
-	if (r == 0)
-		*ret = (uint16_t)v;
-	return r;
 }
 
 static int get_bool(const msgpack_object *o, bool *ret)
@@ -583,274 +566,303 @@ void gossip_wire_encode_compress(const uint8_t *msg, size_t len, struct buf *out
 
 /* ---- decoding ---- */
 
-/* Visits each key/value of a map until r (the caller's status) turns negative. */
-#define FOR_FIELDS(f, k, v)                                \
-	for (uint32_t i_ = 0; i_ < (f)->n && r == 0; i_++) \
-		for (const msgpack_object *k = &(f)->kv[i_].key, *v = &(f)->kv[i_].val; k; k = NULL)
+/* What one field of a message is, and where it goes in the caller's struct. */
+enum field_kind {
+	FIELD_UINT, /* unsigned integer up to `max`, stored in `size` bytes */
+	FIELD_BOOL,
+	FIELD_STR,  /* str/bin/nil of at most `max` bytes: a struct gossip_wire_str */
+	FIELD_ADDR, /* struct gossip_wire_addr */
+	FIELD_VSN,  /* uint8_t[6] at off, its length (uint8_t) at aux */
+};
 
-int gossip_wire_decode_ping(const uint8_t *body, size_t len, struct gossip_wire_ping *ret)
+struct field_spec {
+	const char *key;
+	enum field_kind kind;
+	size_t off;
+	uint64_t max;
+	size_t aux; /* FIELD_UINT: size of the integer; FIELD_VSN: offset of the length */
+};
+
+#define U(k, type, member, limit)                                                         \
+	{                                                                                 \
+		k, FIELD_UINT, offsetof(type, member), limit, sizeof(((type *)0)->member) \
+	}
+#define B(k, type, member)                                  \
+	{                                                   \
+		k, FIELD_BOOL, offsetof(type, member), 0, 0 \
+	}
+#define S(k, type, member, limit)                              \
+	{                                                      \
+		k, FIELD_STR, offsetof(type, member), limit, 0 \
+	}
+#define A(k, type, member)                                  \
+	{                                                   \
+		k, FIELD_ADDR, offsetof(type, member), 0, 0 \
+	}
+#define V(k, type)                                                            \
+	{                                                                     \
+		k, FIELD_VSN, offsetof(type, vsn), 0, offsetof(type, vsn_len) \
+	}
+
+static int field_get(const msgpack_object *v, const struct field_spec *fs, uint8_t *dst)
+{
+	uint64_t u;
+	int r;
+	switch (fs->kind) {
+	case FIELD_UINT:
+		r = get_uint(v, fs->max, &u);
+		if (r < 0)
+			return r;
+		if (fs->aux == 1)
+			*(uint8_t *)(dst + fs->off) = (uint8_t)u;
+		else if (fs->aux == 2)
+			*(uint16_t *)(dst + fs->off) = (uint16_t)u;
+		else if (fs->aux == 4)
+			*(uint32_t *)(dst + fs->off) = (uint32_t)u;
+		else
+			*(uint64_t *)(dst + fs->off) = u;
+		return 0;
+	case FIELD_BOOL:
+		return get_bool(v, (bool *)(dst + fs->off));
+	case FIELD_STR:
+		return get_str(v, (size_t)fs->max, (struct gossip_wire_str *)(dst + fs->off));
+	case FIELD_ADDR:
+		return get_addr(v, (struct gossip_wire_addr *)(dst + fs->off));
+	case FIELD_VSN:
+		return get_vsn(v, dst + fs->off, dst + fs->aux);
+	}
+	return -EBADMSG;
+}
+
+/* Fills dst (zeroed first) from a map by the spec; unknown keys are skipped. */
+static int fields_decode(const struct fields *f, const struct field_spec *spec, size_t n, void *dst,
+			 size_t dst_size)
+{
+	memset(dst, 0, dst_size);
+	for (uint32_t i = 0; i < f->n; i++) {
+		for (size_t k = 0; k < n; k++) {
+			if (!key_is(&f->kv[i].key, spec[k].key))
+				continue;
+			int r = field_get(&f->kv[i].val, &spec[k], dst);
+			if (r < 0)
+				return r;
+			break;
+		}
+	}
+	return 0;
+}
+
+/* A whole message body (one map, nothing after it) into tmp; copied to ret on success. */
+static int decode_body(const uint8_t *body, size_t len, const struct field_spec *spec, size_t n,
+		       void *tmp, void *ret, size_t size)
 {
 	struct fields f;
 	int r = fields_open_body(&f, body, len);
 	if (r < 0)
 		return r;
-	*ret = (struct gossip_wire_ping){0};
-	FOR_FIELDS(&f, k, v)
-	{
-		if (key_is(k, "SeqNo"))
-			r = get_u32(v, &ret->seq_no);
-		else if (key_is(k, "Node"))
-			r = get_str(v, GOSSIP_WIRE_NAME_MAX, &ret->node);
-		else if (key_is(k, "SourceAddr"))
-			r = get_addr(v, &ret->source_addr);
-		else if (key_is(k, "SourcePort"))
-			r = get_u16(v, &ret->source_port);
-		else if (key_is(k, "SourceNode"))
-			r = get_str(v, GOSSIP_WIRE_NAME_MAX, &ret->source_node);
-	}
+	r = fields_decode(&f, spec, n, tmp, size);
 	fields_close(&f);
+	if (r == 0)
+		memcpy(ret, tmp, size);
 	return r;
+}
+
+/* One map at the start of a stream's data; with `limits`, a field outside its bounds is
+ * -EMSGSIZE (a declared size too large) rather than -EBADMSG. */
+static int decode_stream(const uint8_t *data, size_t len, const struct field_spec *spec, size_t n,
+			 void *tmp, void *ret, size_t size, size_t *ret_used, bool limits)
+{
+	struct fields f;
+	size_t used;
+	int r = fields_open(&f, data, len, &used);
+	if (r < 0)
+		return r;
+	r = fields_decode(&f, spec, n, tmp, size);
+	fields_close(&f);
+	if (r < 0)
+		return limits && r == -EBADMSG ? -EMSGSIZE : r;
+	memcpy(ret, tmp, size);
+	*ret_used = used;
+	return 0;
+}
+
+#define T struct gossip_wire_ping
+static const struct field_spec ping_spec[] = {
+	U("SeqNo", T, seq_no, UINT32_MAX),
+	S("Node", T, node, GOSSIP_WIRE_NAME_MAX),
+	A("SourceAddr", T, source_addr),
+	U("SourcePort", T, source_port, UINT16_MAX),
+	S("SourceNode", T, source_node, GOSSIP_WIRE_NAME_MAX),
+};
+#undef T
+#define T struct gossip_wire_indirect_ping
+static const struct field_spec indirect_ping_spec[] = {
+	U("SeqNo", T, seq_no, UINT32_MAX),
+	A("Target", T, target),
+	U("Port", T, port, UINT16_MAX),
+	S("Node", T, node, GOSSIP_WIRE_NAME_MAX),
+	B("Nack", T, nack),
+	A("SourceAddr", T, source_addr),
+	U("SourcePort", T, source_port, UINT16_MAX),
+	S("SourceNode", T, source_node, GOSSIP_WIRE_NAME_MAX),
+};
+#undef T
+#define T struct gossip_wire_ack
+static const struct field_spec ack_spec[] = {
+	U("SeqNo", T, seq_no, UINT32_MAX),
+	S("Payload", T, payload, SIZE_MAX),
+};
+#undef T
+#define T struct gossip_wire_accuse
+static const struct field_spec accuse_spec[] = {
+	U("Incarnation", T, incarnation, UINT32_MAX),
+	S("Node", T, node, GOSSIP_WIRE_NAME_MAX),
+	S("From", T, from, GOSSIP_WIRE_NAME_MAX),
+};
+#undef T
+#define T struct gossip_wire_alive
+static const struct field_spec alive_spec[] = {
+	U("Incarnation", T, incarnation, UINT32_MAX),
+	S("Node", T, node, GOSSIP_WIRE_NAME_MAX),
+	A("Addr", T, addr),
+	U("Port", T, port, UINT16_MAX),
+	S("Meta", T, meta, GOSSIP_WIRE_META_MAX),
+	V("Vsn", T),
+};
+#undef T
+#define T struct gossip_wire_push_pull_header
+static const struct field_spec push_pull_spec[] = {
+	U("Nodes", T, nodes, GOSSIP_WIRE_PUSH_NODES_MAX),
+	U("UserStateLen", T, user_state_len, GOSSIP_WIRE_USER_STATE_MAX),
+	B("Join", T, join),
+};
+#undef T
+#define T struct gossip_wire_node_state
+static const struct field_spec node_state_spec[] = {
+	S("Name", T, name, GOSSIP_WIRE_NAME_MAX),
+	A("Addr", T, addr),
+	U("Port", T, port, UINT16_MAX),
+	S("Meta", T, meta, GOSSIP_WIRE_META_MAX),
+	U("Incarnation", T, incarnation, UINT32_MAX),
+	U("State", T, state, 255),
+	V("Vsn", T),
+};
+#undef T
+
+struct one_u32 {
+	uint32_t v;
+};
+static const struct field_spec nack_spec[] = {U("SeqNo", struct one_u32, v, UINT32_MAX)};
+static const struct field_spec user_stream_spec[] = {
+	U("UserMsgLen", struct one_u32, v, GOSSIP_WIRE_USER_STATE_MAX)};
+
+struct one_str {
+	struct gossip_wire_str v;
+};
+static const struct field_spec err_spec[] = {S("Error", struct one_str, v, 4096)};
+
+struct compress_body {
+	uint64_t algo;
+	struct gossip_wire_str buf;
+};
+static const struct field_spec compress_spec[] = {
+	U("Algo", struct compress_body, algo, UINT64_MAX),
+	S("Buf", struct compress_body, buf, SIZE_MAX),
+};
+
+#undef U
+#undef B
+#undef S
+#undef A
+#undef V
+
+#define DECODE_BODY(spec, type, ret)                                                      \
+	({                                                                                \
+		type tmp_;                                                                \
+		decode_body(body, len, spec, ARRAY_SIZE(spec), &tmp_, ret, sizeof(tmp_)); \
+	})
+
+int gossip_wire_decode_ping(const uint8_t *body, size_t len, struct gossip_wire_ping *ret)
+{
+	return DECODE_BODY(ping_spec, struct gossip_wire_ping, ret);
 }
 
 int gossip_wire_decode_indirect_ping(const uint8_t *body, size_t len,
 				     struct gossip_wire_indirect_ping *ret)
 {
-	struct fields f;
-	int r = fields_open_body(&f, body, len);
-	if (r < 0)
-		return r;
-	*ret = (struct gossip_wire_indirect_ping){0};
-	FOR_FIELDS(&f, k, v)
-	{
-		if (key_is(k, "SeqNo"))
-			r = get_u32(v, &ret->seq_no);
-		else if (key_is(k, "Target"))
-			r = get_addr(v, &ret->target);
-		else if (key_is(k, "Port"))
-			r = get_u16(v, &ret->port);
-		else if (key_is(k, "Node"))
-			r = get_str(v, GOSSIP_WIRE_NAME_MAX, &ret->node);
-		else if (key_is(k, "Nack"))
-			r = get_bool(v, &ret->nack);
-		else if (key_is(k, "SourceAddr"))
-			r = get_addr(v, &ret->source_addr);
-		else if (key_is(k, "SourcePort"))
-			r = get_u16(v, &ret->source_port);
-		else if (key_is(k, "SourceNode"))
-			r = get_str(v, GOSSIP_WIRE_NAME_MAX, &ret->source_node);
-	}
-	fields_close(&f);
-	return r;
+	return DECODE_BODY(indirect_ping_spec, struct gossip_wire_indirect_ping, ret);
 }
 
 int gossip_wire_decode_ack(const uint8_t *body, size_t len, struct gossip_wire_ack *ret)
 {
-	struct fields f;
-	int r = fields_open_body(&f, body, len);
-	if (r < 0)
-		return r;
-	*ret = (struct gossip_wire_ack){0};
-	FOR_FIELDS(&f, k, v)
-	{
-		if (key_is(k, "SeqNo"))
-			r = get_u32(v, &ret->seq_no);
-		else if (key_is(k, "Payload"))
-			r = get_str(v, SIZE_MAX, &ret->payload);
-	}
-	fields_close(&f);
-	return r;
+	return DECODE_BODY(ack_spec, struct gossip_wire_ack, ret);
 }
 
 int gossip_wire_decode_nack(const uint8_t *body, size_t len, uint32_t *ret_seq_no)
 {
-	struct fields f;
-	int r = fields_open_body(&f, body, len);
-	if (r < 0)
-		return r;
-	uint32_t seq = 0;
-	FOR_FIELDS(&f, k, v)
-	{
-		if (key_is(k, "SeqNo"))
-			r = get_u32(v, &seq);
-	}
-	fields_close(&f);
+	struct one_u32 m;
+	int r = DECODE_BODY(nack_spec, struct one_u32, &m);
 	if (r == 0)
-		*ret_seq_no = seq;
+		*ret_seq_no = m.v;
 	return r;
 }
 
 int gossip_wire_decode_accuse(const uint8_t *body, size_t len, struct gossip_wire_accuse *ret)
 {
-	struct fields f;
-	int r = fields_open_body(&f, body, len);
-	if (r < 0)
-		return r;
-	*ret = (struct gossip_wire_accuse){0};
-	FOR_FIELDS(&f, k, v)
-	{
-		if (key_is(k, "Incarnation"))
-			r = get_u32(v, &ret->incarnation);
-		else if (key_is(k, "Node"))
-			r = get_str(v, GOSSIP_WIRE_NAME_MAX, &ret->node);
-		else if (key_is(k, "From"))
-			r = get_str(v, GOSSIP_WIRE_NAME_MAX, &ret->from);
-	}
-	fields_close(&f);
-	return r;
+	return DECODE_BODY(accuse_spec, struct gossip_wire_accuse, ret);
 }
 
 int gossip_wire_decode_alive(const uint8_t *body, size_t len, struct gossip_wire_alive *ret)
 {
-	struct fields f;
-	int r = fields_open_body(&f, body, len);
-	if (r < 0)
-		return r;
-	*ret = (struct gossip_wire_alive){0};
-	FOR_FIELDS(&f, k, v)
-	{
-		if (key_is(k, "Incarnation"))
-			r = get_u32(v, &ret->incarnation);
-		else if (key_is(k, "Node"))
-			r = get_str(v, GOSSIP_WIRE_NAME_MAX, &ret->node);
-		else if (key_is(k, "Addr"))
-			r = get_addr(v, &ret->addr);
-		else if (key_is(k, "Port"))
-			r = get_u16(v, &ret->port);
-		else if (key_is(k, "Meta"))
-			r = get_str(v, GOSSIP_WIRE_META_MAX, &ret->meta);
-		else if (key_is(k, "Vsn"))
-			r = get_vsn(v, ret->vsn, &ret->vsn_len);
-	}
-	fields_close(&f);
-	return r;
+	return DECODE_BODY(alive_spec, struct gossip_wire_alive, ret);
 }
 
 int gossip_wire_decode_err(const uint8_t *body, size_t len, struct gossip_wire_str *ret_error)
 {
-	struct fields f;
-	int r = fields_open_body(&f, body, len);
-	if (r < 0)
-		return r;
-	struct gossip_wire_str e = {0};
-	FOR_FIELDS(&f, k, v)
-	{
-		if (key_is(k, "Error"))
-			r = get_str(v, 4096, &e);
-	}
-	fields_close(&f);
+	struct one_str m;
+	int r = DECODE_BODY(err_spec, struct one_str, &m);
 	if (r == 0)
-		*ret_error = e;
+		*ret_error = m.v;
 	return r;
 }
 
 int gossip_wire_decode_push_pull_header(const uint8_t *data, size_t len,
 					struct gossip_wire_push_pull_header *ret, size_t *ret_used)
 {
-	struct fields f;
-	size_t used;
-	int r = fields_open(&f, data, len, &used);
-	if (r < 0)
-		return r;
-	struct gossip_wire_push_pull_header h = {0};
-	uint64_t v64 = 0;
-	FOR_FIELDS(&f, k, v)
-	{
-		if (key_is(k, "Nodes")) {
-			r = get_uint(v, GOSSIP_WIRE_PUSH_NODES_MAX, &v64);
-			h.nodes = (uint32_t)v64;
-		} else if (key_is(k, "UserStateLen")) {
-			r = get_uint(v, GOSSIP_WIRE_USER_STATE_MAX, &v64);
-			h.user_state_len = (uint32_t)v64;
-		} else if (key_is(k, "Join")) {
-			r = get_bool(v, &h.join);
-		}
-	}
-	fields_close(&f);
-	if (r < 0)
-		return r == -EBADMSG ? -EMSGSIZE : r;
-	*ret = h;
-	*ret_used = used;
-	return 0;
+	struct gossip_wire_push_pull_header tmp;
+	return decode_stream(data, len, push_pull_spec, ARRAY_SIZE(push_pull_spec), &tmp, ret,
+			     sizeof(tmp), ret_used, true);
 }
 
 int gossip_wire_decode_node_state(const uint8_t *data, size_t len,
 				  struct gossip_wire_node_state *ret, size_t *ret_used)
 {
-	struct fields f;
-	size_t used;
-	int r = fields_open(&f, data, len, &used);
-	if (r < 0)
-		return r;
-	*ret = (struct gossip_wire_node_state){0};
-	uint64_t st = 0;
-	FOR_FIELDS(&f, k, v)
-	{
-		if (key_is(k, "Name"))
-			r = get_str(v, GOSSIP_WIRE_NAME_MAX, &ret->name);
-		else if (key_is(k, "Addr"))
-			r = get_addr(v, &ret->addr);
-		else if (key_is(k, "Port"))
-			r = get_u16(v, &ret->port);
-		else if (key_is(k, "Meta"))
-			r = get_str(v, GOSSIP_WIRE_META_MAX, &ret->meta);
-		else if (key_is(k, "Incarnation"))
-			r = get_u32(v, &ret->incarnation);
-		else if (key_is(k, "State")) {
-			r = get_uint(v, 255, &st);
-			ret->state = (uint8_t)st;
-		} else if (key_is(k, "Vsn"))
-			r = get_vsn(v, ret->vsn, &ret->vsn_len);
-	}
-	fields_close(&f);
-	if (r < 0)
-		return r;
-	*ret_used = used;
-	return 0;
+	struct gossip_wire_node_state tmp;
+	return decode_stream(data, len, node_state_spec, ARRAY_SIZE(node_state_spec), &tmp, ret,
+			     sizeof(tmp), ret_used, false);
 }
 
 int gossip_wire_decode_user_stream_header(const uint8_t *data, size_t len, uint32_t *ret_len,
 					  size_t *ret_used)
 {
-	struct fields f;
-	size_t used;
-	int r = fields_open(&f, data, len, &used);
-	if (r < 0)
-		return r;
-	uint64_t n = 0;
-	FOR_FIELDS(&f, k, v)
-	{
-		if (key_is(k, "UserMsgLen"))
-			r = get_uint(v, GOSSIP_WIRE_USER_STATE_MAX, &n);
-	}
-	fields_close(&f);
-	if (r < 0)
-		return r == -EBADMSG ? -EMSGSIZE : r;
-	*ret_len = (uint32_t)n;
-	*ret_used = used;
-	return 0;
+	struct one_u32 tmp, m;
+	int r = decode_stream(data, len, user_stream_spec, ARRAY_SIZE(user_stream_spec), &tmp, &m,
+			      sizeof(tmp), ret_used, true);
+	if (r == 0)
+		*ret_len = m.v;
+	return r;
 }
 
 int gossip_wire_decompress(const uint8_t *body, size_t len, size_t max_out, struct buf *out)
 {
-	struct fields f;
-	int r = fields_open_body(&f, body, len);
+	struct compress_body m;
+	int r = DECODE_BODY(compress_spec, struct compress_body, &m);
 	if (r < 0)
 		return r;
-	uint64_t algo = 0;
-	struct gossip_wire_str data = {0};
-	FOR_FIELDS(&f, k, v)
-	{
-		if (key_is(k, "Algo"))
-			r = get_uint(v, UINT64_MAX, &algo);
-		else if (key_is(k, "Buf"))
-			r = get_str(v, SIZE_MAX, &data);
-	}
-	if (r == 0 && algo != 0)
-		r = -ENOTSUP;
-	if (r == 0)
-		r = lzw_decode(data.p, data.len, max_out, out);
-	fields_close(&f);
-	return r;
+	if (m.algo != 0)
+		return -ENOTSUP;
+	/* Buf points into body (msgpack-c references strings in its input). */
+	return lzw_decode(m.buf.p, m.buf.len, max_out, out);
 }
 
 /* ---- packets ---- */
