@@ -865,6 +865,99 @@ int gossip_wire_decompress(const uint8_t *body, size_t len, size_t max_out, stru
 	return lzw_decode(m.buf.p, m.buf.len, max_out, out);
 }
 
+int gossip_wire_decompress_stream(const uint8_t *data, size_t len, size_t max_out, struct buf *out,
+				  size_t *ret_used)
+{
+	struct compress_body tmp, m;
+	size_t used;
+	int r = decode_stream(data, len, compress_spec, ARRAY_SIZE(compress_spec), &tmp, &m,
+			      sizeof(tmp), &used, false);
+	if (r < 0)
+		return r;
+	if (m.algo != 0)
+		return -ENOTSUP;
+	r = lzw_decode(m.buf.p, m.buf.len, max_out, out);
+	if (r < 0)
+		return r;
+	*ret_used = used;
+	return 0;
+}
+
+int gossip_wire_object_len(const uint8_t *data, size_t len, size_t *ret_len)
+{
+	return mp_check(data, len, ret_len);
+}
+
+/* ---- Serf tags in node metadata ---- */
+
+#define TAGS_MAGIC 0xff
+
+int gossip_wire_encode_tags(const char *const *kv, size_t n, struct buf *out)
+{
+	/* Go's codec sorts map keys; so do we (insertion sort: a handful of tags). */
+	size_t order[GOSSIP_WIRE_TAGS_MAX];
+	if (n > GOSSIP_WIRE_TAGS_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		size_t j = i;
+		while (j > 0 && strcmp(kv[2 * order[j - 1]], kv[2 * i]) > 0) {
+			order[j] = order[j - 1];
+			j--;
+		}
+		order[j] = i;
+	}
+	size_t start = out->len;
+	buf_append_byte(out, TAGS_MAGIC);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, out, buf_write);
+	msgpack_pack_map(&pk, n);
+	for (size_t i = 0; i < n; i++) {
+		w_str(&pk, kv[2 * order[i]], strlen(kv[2 * order[i]]));
+		w_str(&pk, kv[2 * order[i] + 1], strlen(kv[2 * order[i] + 1]));
+	}
+	if (out->len - start > GOSSIP_WIRE_META_MAX) {
+		out->len = start;
+		return -EMSGSIZE;
+	}
+	return 0;
+}
+
+int gossip_wire_tag_get(const uint8_t *meta, size_t len, const char *key,
+			struct gossip_wire_str *ret)
+{
+	if (len < 1 || meta[0] != TAGS_MAGIC)
+		return -ENOENT;
+	size_t olen;
+	int r = mp_check(meta + 1, len - 1, &olen);
+	if (r < 0 || olen != len - 1)
+		return -EBADMSG;
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	size_t off = 0;
+	if (msgpack_unpack_next(&u, (const char *)meta + 1, len - 1, &off) !=
+		    MSGPACK_UNPACK_SUCCESS ||
+	    u.data.type != MSGPACK_OBJECT_MAP) {
+		msgpack_unpacked_destroy(&u);
+		return -EBADMSG;
+	}
+	r = -ENOENT;
+	for (uint32_t i = 0; i < u.data.via.map.size; i++) {
+		const msgpack_object_kv *e = &u.data.via.map.ptr[i];
+		struct gossip_wire_str v;
+		if (!key_is(&e->key, key))
+			continue;
+		if (get_str(&e->val, GOSSIP_WIRE_META_MAX, &v) < 0) {
+			r = -EBADMSG;
+			break;
+		}
+		*ret = v;
+		r = 0;
+		break;
+	}
+	msgpack_unpacked_destroy(&u);
+	return r;
+}
+
 /* ---- packets ---- */
 
 #define WALK_MAX_DEPTH 4

@@ -180,6 +180,33 @@ int gossip_wire_decode_node_state(const uint8_t *data, size_t len,
 int gossip_wire_decode_user_stream_header(const uint8_t *data, size_t len, uint32_t *ret_len,
 					  size_t *ret_used);
 
+/*
+ * The compress message (type byte already consumed) at the start of a stream's data: inflates
+ * its LZW data into out (at most max_out bytes) and says in *ret_used how many bytes of data it
+ * took. Errors: -EAGAIN data ends before the message does (read more); others as
+ * gossip_wire_decompress.
+ */
+int gossip_wire_decompress_stream(const uint8_t *data, size_t len, size_t max_out, struct buf *out,
+				  size_t *ret_used);
+
+/* The length of the msgpack object at the start of data (a message body on a stream, which has
+ * no length of its own), checked as the decoders check it. Errors: -EAGAIN data ends inside it;
+ * -EBADMSG not msgpack. */
+int gossip_wire_object_len(const uint8_t *data, size_t len, size_t *ret_len);
+
+/*
+ * Serf's tag encoding of node metadata: byte 0xff then a msgpack map of string to string
+ * (`serf members` shows them). kv holds n key/value pairs: kv[2i] key, kv[2i+1] value.
+ * Errors: -EINVAL n > GOSSIP_WIRE_TAGS_MAX; -EMSGSIZE the result exceeds GOSSIP_WIRE_META_MAX
+ * (nothing appended).
+ */
+#define GOSSIP_WIRE_TAGS_MAX 16
+int gossip_wire_encode_tags(const char *const *kv, size_t n, struct buf *out);
+/* The value of tag `key` in metadata (pointing into meta). Errors: -ENOENT no such tag or the
+ * metadata is not tags; -EBADMSG malformed. */
+int gossip_wire_tag_get(const uint8_t *meta, size_t len, const char *key,
+			struct gossip_wire_str *ret);
+
 /* ---- packets ---- */
 
 /*
