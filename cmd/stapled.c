@@ -20,7 +20,8 @@ int verify_main(int argc, char **argv);
 struct cli {
 	const char *config_path;
 	struct str_list listen, admin_listen, certs, cert_dirs, issuer_dirs, upstreams;
-	struct str_list tls_listen, parents;
+	struct str_list tls_listen, parents, join;
+	const char *node_name, *cluster_bind, *keyring, *profile;
 	const char *tls_cert, *tls_key;
 	const char *cache_dir;
 	const char *proxy;
@@ -62,6 +63,12 @@ static void usage(FILE *f)
 		"(repeatable,\n"
 		"                            tried in order, HTTP/2)\n"
 		"      --proxy URL           forward HTTP proxy for upstream fetches\n"
+		"      --node-name NAME      this node's name in the cluster (default: host name)\n"
+		"      --cluster-bind ADDR:PORT  gossip with other nodes here (UDP and TCP)\n"
+		"      --join ADDR:PORT      a cluster member to join through (repeatable)\n"
+		"      --keyring FILE        encrypt gossip: base64 keys, one per line, first "
+		"primary\n"
+		"      --profile PROFILE     gossip timings: lan (default), wan or local\n"
 		"      --log-level LEVEL     debug, info, notice, warning, err (default info)\n"
 		"      --check-config        validate the configuration and exit\n"
 		"  -V, --version             print the version and exit\n"
@@ -123,6 +130,23 @@ static int load_config(struct config *out, void *ud, char *err, size_t errlen)
 		free(out->proxy);
 		out->proxy = strdup(cli->proxy);
 	}
+	replace_list(&out->cluster_join, &cli->join);
+	if (cli->node_name) {
+		free(out->node_name);
+		out->node_name = strdup(cli->node_name);
+	}
+	if (cli->cluster_bind) {
+		free(out->cluster_bind);
+		out->cluster_bind = strdup(cli->cluster_bind);
+	}
+	if (cli->keyring) {
+		free(out->cluster_keyring);
+		out->cluster_keyring = strdup(cli->keyring);
+	}
+	if (cli->profile) {
+		free(out->cluster_profile);
+		out->cluster_profile = strdup(cli->profile);
+	}
 	if (cli->log_level && config_parse_log_level(cli->log_level, &out->log_level) < 0) {
 		snprintf(err, errlen, "--log-level: unknown level \"%s\"", cli->log_level);
 		r = -EINVAL;
@@ -149,6 +173,11 @@ enum {
 	OPT_PARENT,
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
+	OPT_NODE_NAME,
+	OPT_CLUSTER_BIND,
+	OPT_JOIN,
+	OPT_KEYRING,
+	OPT_PROFILE,
 };
 
 int main(int argc, char **argv)
@@ -172,6 +201,11 @@ int main(int argc, char **argv)
 		{"parent", required_argument, NULL, OPT_PARENT},
 		{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 		{"tls-key", required_argument, NULL, OPT_TLS_KEY},
+		{"node-name", required_argument, NULL, OPT_NODE_NAME},
+		{"cluster-bind", required_argument, NULL, OPT_CLUSTER_BIND},
+		{"join", required_argument, NULL, OPT_JOIN},
+		{"keyring", required_argument, NULL, OPT_KEYRING},
+		{"profile", required_argument, NULL, OPT_PROFILE},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -225,6 +259,21 @@ int main(int argc, char **argv)
 		case OPT_TLS_KEY:
 			cli.tls_key = optarg;
 			break;
+		case OPT_NODE_NAME:
+			cli.node_name = optarg;
+			break;
+		case OPT_CLUSTER_BIND:
+			cli.cluster_bind = optarg;
+			break;
+		case OPT_JOIN:
+			str_list_add(&cli.join, optarg);
+			break;
+		case OPT_KEYRING:
+			cli.keyring = optarg;
+			break;
+		case OPT_PROFILE:
+			cli.profile = optarg;
+			break;
 		case 'V':
 			printf("stapled %s\n", STAPLED_VERSION);
 			return 0;
@@ -266,5 +315,6 @@ int main(int argc, char **argv)
 	str_list_clear(&cli.cert_dirs);
 	str_list_clear(&cli.issuer_dirs);
 	str_list_clear(&cli.upstreams);
+	str_list_clear(&cli.join);
 	return rc;
 }

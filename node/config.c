@@ -108,6 +108,9 @@ void config_init(struct config *c)
 		.learn = true,
 		.learn_idle_ms = DAY,
 		.learn_max_entries = 100000,
+		.cluster_compress = true,
+		.cluster_stable_ms = 10000,
+		.cluster_fallback_ms = 60000,
 		.log_level = LOG_INFO,
 	};
 	str_list_add(&c->listen, "127.0.0.1:8889");
@@ -133,6 +136,14 @@ void config_done(struct config *c)
 	free(c->alert_command);
 	free(c->learn_default_origin);
 	str_list_clear(&c->learn_allowed_origins);
+	free(c->node_name);
+	free(c->cluster_bind);
+	free(c->cluster_advertise);
+	str_list_clear(&c->cluster_join);
+	free(c->cluster_keyring);
+	free(c->cluster_profile);
+	free(c->cluster_delegate_version);
+	free(c->cluster_http_url);
 	*c = (struct config){0};
 }
 
@@ -164,6 +175,14 @@ static void config_copy(struct config *dst, const struct config *src)
 	dst->alert_command = strdup_or_null(src->alert_command);
 	dst->learn_default_origin = strdup_or_null(src->learn_default_origin);
 	str_list_copy(&dst->learn_allowed_origins, &src->learn_allowed_origins);
+	dst->node_name = strdup_or_null(src->node_name);
+	dst->cluster_bind = strdup_or_null(src->cluster_bind);
+	dst->cluster_advertise = strdup_or_null(src->cluster_advertise);
+	str_list_copy(&dst->cluster_join, &src->cluster_join);
+	dst->cluster_keyring = strdup_or_null(src->cluster_keyring);
+	dst->cluster_profile = strdup_or_null(src->cluster_profile);
+	dst->cluster_delegate_version = strdup_or_null(src->cluster_delegate_version);
+	dst->cluster_http_url = strdup_or_null(src->cluster_http_url);
 }
 
 /* ---- scalar parsers ---- */
@@ -458,6 +477,21 @@ static const struct opt learn_opts[] = {
 	{NULL, 0, 0, 0, 0, NULL},
 };
 
+static const struct opt cluster_opts[] = {
+	{"node_name", OPT_STR, F(node_name), 0, 0, NULL},
+	{"bind", OPT_STR, F(cluster_bind), 0, 0, NULL},
+	{"advertise", OPT_STR, F(cluster_advertise), 0, 0, NULL},
+	{"join", OPT_LIST, F(cluster_join), 0, 0, NULL},
+	{"keyring_file", OPT_STR, F(cluster_keyring), 0, 0, NULL},
+	{"profile", OPT_STR, F(cluster_profile), 0, 0, NULL},
+	{"delegate_version", OPT_STR, F(cluster_delegate_version), 0, 0, NULL},
+	{"compress", OPT_BOOL, F(cluster_compress), 0, 0, NULL},
+	{"http_url", OPT_STR, F(cluster_http_url), 0, 0, NULL},
+	{"stable_after", OPT_MS, F(cluster_stable_ms), 0, DAY, NULL},
+	{"fallback_delay", OPT_MS, F(cluster_fallback_ms), 1000, DAY, NULL},
+	{NULL, 0, 0, 0, 0, NULL},
+};
+
 static const struct opt root_opts[] = {
 	{"listen", OPT_LIST, F(listen), 0, 0, NULL},
 	{"admin_listen", OPT_LIST, F(admin_listen), 0, 0, NULL},
@@ -476,6 +510,7 @@ static const struct opt root_opts[] = {
 	{"refresh", OPT_SECTION, 0, 0, 0, refresh_opts},
 	{"validation", OPT_SECTION, 0, 0, 0, validation_opts},
 	{"learn", OPT_SECTION, 0, 0, 0, learn_opts},
+	{"cluster", OPT_SECTION, 0, 0, 0, cluster_opts},
 	{NULL, 0, 0, 0, 0, NULL},
 };
 
@@ -960,6 +995,51 @@ static int validate_urls(const struct str_list *l, const char *what, char *errbu
 	return 0;
 }
 
+int config_parse_delegate_version(const char *s, uint8_t ret[3])
+{
+	unsigned v[3];
+	char tail;
+	if (!s || sscanf(s, "%u,%u,%u%c", &v[0], &v[1], &v[2], &tail) != 3 || v[0] > 255 ||
+	    v[1] > 255 || v[2] > 255 || v[0] > v[1] || v[2] < v[0] || v[2] > v[1])
+		return -EINVAL;
+	for (int i = 0; i < 3; i++)
+		ret[i] = (uint8_t)v[i];
+	return 0;
+}
+
+static int validate_cluster(const struct config *c, char *errbuf, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	uint8_t dv[3];
+	if (c->cluster_bind && config_parse_addr(c->cluster_bind, &ss) < 0)
+		return vfail(errbuf, errlen, "cluster.bind: '%s' is not ADDR:PORT",
+			     c->cluster_bind);
+	if (c->cluster_advertise && config_parse_addr(c->cluster_advertise, &ss) < 0)
+		return vfail(errbuf, errlen, "cluster.advertise: '%s' is not ADDR:PORT",
+			     c->cluster_advertise);
+	int r = validate_addrs(&c->cluster_join, "cluster.join", errbuf, errlen);
+	if (r < 0)
+		return r;
+	if (c->cluster_profile && strcmp(c->cluster_profile, "lan") != 0 &&
+	    strcmp(c->cluster_profile, "wan") != 0 && strcmp(c->cluster_profile, "local") != 0)
+		return vfail(errbuf, errlen, "cluster.profile: '%s' is not lan, wan or local",
+			     c->cluster_profile);
+	if (c->cluster_delegate_version &&
+	    config_parse_delegate_version(c->cluster_delegate_version, dv) < 0)
+		return vfail(errbuf, errlen,
+			     "cluster.delegate_version: '%s' is not MIN,MAX,CUR (0-255, "
+			     "MIN <= CUR <= MAX)",
+			     c->cluster_delegate_version);
+	if (c->cluster_http_url && !url_ok(c->cluster_http_url))
+		return vfail(errbuf, errlen, "cluster.http_url: '%s' is not an http(s):// URL",
+			     c->cluster_http_url);
+	if (c->node_name && (!c->node_name[0] || strlen(c->node_name) > 255))
+		return vfail(errbuf, errlen, "cluster.node_name: must be 1 to 255 bytes");
+	if ((c->cluster_join.n || c->cluster_keyring) && !c->cluster_bind)
+		return vfail(errbuf, errlen, "cluster.join and keyring_file need cluster.bind");
+	return 0;
+}
+
 int config_validate(const struct config *c, char *errbuf, size_t errlen)
 {
 	int r;
@@ -1023,6 +1103,9 @@ int config_validate(const struct config *c, char *errbuf, size_t errlen)
 	if (c->proxy && !url_ok(c->proxy))
 		return vfail(errbuf, errlen, "fetch.proxy: '%s' is not an http:// or https:// URL",
 			     c->proxy);
+	r = validate_cluster(c, errbuf, errlen);
+	if (r < 0)
+		return r;
 	if (c->connect_timeout_ms == 0 || c->fetch_timeout_ms == 0)
 		return vfail(errbuf, errlen, "fetch: timeouts must be positive");
 	if (c->max_response_bytes == 0)

@@ -79,6 +79,19 @@ struct config {
 	char *learn_default_origin; /* origin when neither request nor issuer names one */
 	struct str_list learn_allowed_origins; /* URL prefixes an origin must start with (any) */
 
+	/* cluster (gossip with other regional nodes; docs/cluster.md) */
+	char *node_name;	 /* unique in the cluster (default: the host name) */
+	char *cluster_bind;	 /* "ADDR:PORT", UDP and TCP: enables the cluster (NULL: none) */
+	char *cluster_advertise; /* "ADDR:PORT" peers reach us at (default: cluster_bind) */
+	struct str_list cluster_join; /* seeds "ADDR:PORT" */
+	char *cluster_keyring;	      /* file of base64 AES keys, one per line, the first primary */
+	char *cluster_profile;	      /* lan (default), wan, local */
+	char *cluster_delegate_version; /* "min,max,cur": 0,0,0 (memberlist) or 2,5,5 (Serf) */
+	bool cluster_compress;		/* LZW-compress gossip streams and large packets (true) */
+	char *cluster_http_url;	      /* where peers pull responses from (default: first listen) */
+	uint64_t cluster_stable_ms;   /* a member ranks in elections once alive this long (10 s) */
+	uint64_t cluster_fallback_ms; /* Δ between successive ranks stepping in (60 s) */
+
 	/* operations */
 	int log_level; /* syslog level, default LOG_INFO (6) */
 };
@@ -114,6 +127,8 @@ int config_parse_duration_ms(const char *s, uint64_t *ret_ms);
 int config_parse_size(const char *s, size_t *ret);
 /* Parses a syslog level name ("debug" … "emerg") or number. */
 int config_parse_log_level(const char *s, int *ret);
+/* "MIN,MAX,CUR" (each 0..255, MIN <= CUR <= MAX) into ret. Errors: -EINVAL. */
+int config_parse_delegate_version(const char *s, uint8_t ret[3]);
 
 void str_list_add(struct str_list *l, const char *s);
 void str_list_clear(struct str_list *l);

@@ -8,6 +8,7 @@
 
 #include "node/fetch.h"
 #include "node/inventory.h"
+#include "node/cluster.h"
 #include "node/node.h"
 #include "node/server.h"
 #include "node/store.h"
@@ -189,11 +190,12 @@ void metrics_render(struct node *n, struct buf *out)
 	buf_printf(out, "stapled_reloads_total %llu\n", (unsigned long long)m->reloads);
 	family(out, "stapled_ready", "gauge", "1 when /readyz answers 200.");
 	buf_printf(out, "stapled_ready %d\n", node_is_ready(n) ? 1 : 0);
+	cluster_metrics(n, out);
 }
 
 /* ---- admin ---- */
 
-static void json_str(struct buf *out, const char *s)
+void admin_json_str(struct buf *out, const char *s)
 {
 	buf_append_byte(out, '"');
 	for (; *s; s++) {
@@ -227,12 +229,12 @@ static void entry_json(struct cache_entry *e, void *ud)
 	size_t sl;
 	const uint8_t *serial = cache_entry_serial(e, &sl);
 	buf_append_str(out, "\"id\":");
-	json_str(out, ei->name);
+	admin_json_str(out, ei->name);
 	buf_append_str(out, ",\"serial\":\"");
 	for (size_t i = 0; i < sl; i++)
 		buf_printf(out, "%02x", serial[i]);
 	buf_append_str(out, "\",\"subject\":");
-	json_str(out, ei->cert ? pki_cert_subject(ei->cert) : "");
+	admin_json_str(out, ei->cert ? pki_cert_subject(ei->cert) : "");
 	buf_printf(out, ",\"must_staple\":%s",
 		   cache_entry_flags(e) & CACHE_ENTRY_MUST_STAPLE ? "true" : "false");
 	buf_printf(out, ",\"learned\":%s,\"issuer_known\":%s,\"origin\":",
@@ -240,11 +242,16 @@ static void entry_json(struct cache_entry *e, void *ud)
 		   cache_issuer_cert(cache_entry_issuer(e)) ? "true" : "false");
 	const char *origin = learn_origin(j->n, ei);
 	if (origin)
-		json_str(out, origin);
+		admin_json_str(out, origin);
 	else
 		buf_append_str(out, "null");
 	if (ei->learned)
 		buf_printf(out, ",\"last_used\":%lld", (long long)ei->last_used_unix);
+	const char *owner = cluster_owner(j->n, ei);
+	if (owner) {
+		buf_append_str(out, ",\"owner\":");
+		admin_json_str(out, owner);
+	}
 	const struct cache_resp *r = cache_entry_resp(e, CERTID_SHA1);
 	const char *status = "none";
 	if (r)
@@ -273,7 +280,7 @@ static void entry_json(struct cache_entry *e, void *ud)
 	for (size_t i = 0; i < nu; i++) {
 		if (i)
 			buf_append_byte(out, ',');
-		json_str(out, urls[i]);
+		admin_json_str(out, urls[i]);
 	}
 	buf_append_str(out, "]}");
 }

@@ -26,6 +26,7 @@
 #include "node/fetch.h"
 #include "node/inventory.h"
 #include "node/log.h"
+#include "node/cluster.h"
 #include "node/node.h"
 #include "node/server.h"
 #include "node/store.h"
@@ -555,6 +556,7 @@ static void begin_stop(struct node *n, const char *why)
 	n->stopping = true;
 	log_info("node", "%s: draining connections, then exiting", why);
 	server_stop_listening(n->server);
+	cluster_stop(n);
 	uv_timer_stop(&n->refresh_timer);
 	n->drain_start_ms = uv_now(n->loop);
 	uv_timer_init(n->loop, &n->drain_timer);
@@ -764,6 +766,14 @@ int node_run(const struct node_opts *opts)
 	}
 	struct cache_stats cs;
 	cache_stats(n->cache, node_now_unix(), &cs);
+	if (cluster_start(n) < 0) {
+		log_crit("node", "cannot start the cluster, exiting");
+		n->stopping = true;
+		node_teardown(n);
+		uv_run(n->loop, UV_RUN_DEFAULT);
+		rc = 1;
+		goto out_cache;
+	}
 	log_info("node", "stapled %s started: %zu certificates, %zu servable responses",
 		 STAPLED_VERSION, cs.entries, cs.servable);
 	refresher_pump(n);

@@ -26,6 +26,7 @@ struct inventory;
 struct conn;
 struct tls_ctx;
 struct hook;
+struct cluster;
 
 enum req_result {
 	REQ_HIT,
@@ -76,15 +77,18 @@ struct slot_state {
 	struct entry_info *ei;
 	uint8_t alg;
 	struct fetch *inflight;
-	uint32_t url_idx;	/* position in the upstream list of the fetch in flight */
-	char *url;		/* the URL of the fetch in flight (the list may change meanwhile) */
-	bool learned_fetch;	/* counted in node.fetches_learned */
-	uint8_t last_alert;	/* alert level last reported */
-	bool tried;		/* at least one fetch attempt has completed */
-	bool disk_pending;	/* its cache-dir file is not loaded yet (start-up) */
-	uint32_t disk_idx;	/* that file's index in node.pending */
-	char *etag;		/* upstream ETag of the held response (for If-None-Match) */
-	struct waiter *waiters; /* parked requests (slot_next list) */
+	uint32_t url_idx;     /* position in the upstream list of the fetch in flight */
+	char *url;	      /* the URL of the fetch in flight (the list may change meanwhile) */
+	bool learned_fetch;   /* counted in node.fetches_learned */
+	uint8_t last_alert;   /* alert level last reported */
+	bool tried;	      /* at least one fetch attempt has completed */
+	bool disk_pending;    /* its cache-dir file is not loaded yet (start-up) */
+	uint32_t disk_idx;    /* that file's index in node.pending */
+	char *etag;	      /* upstream ETag of the held response (for If-None-Match) */
+	bool pull;	      /* the fetch in flight pulls from a cluster peer (node/cluster.c) */
+	uint8_t cluster_rank; /* our rank for the entry when the fetch in flight started */
+	int64_t cluster_wanted_unix; /* cluster: when a slot without response was first due */
+	struct waiter *waiters;	     /* parked requests (slot_next list) */
 };
 
 /* The node's data for a cache entry (cache_entry_user). Owned by the inventory. */
@@ -137,6 +141,7 @@ struct node {
 	struct server *server;
 	struct tls_ctx *tls_ctx; /* tls.listen addresses (NULL without) */
 	struct inventory *inv;
+	struct cluster *cluster; /* NULL without cluster.bind (node/cluster.c) */
 	struct metrics m;
 
 	uv_timer_t refresh_timer; /* fires at the cache's next due time */
@@ -204,6 +209,10 @@ void responder_wake(struct node *n, struct entry_info *ei, enum certid_alg alg);
 /* ---- refresher (node/refresher.c) ---- */
 /* Starts the fetches that are due (bounded by max_parallel) and re-arms the timer. */
 void refresher_pump(struct node *n);
+/* Pulls a slot's response from a cluster peer's responder at url (an announcement or digest said
+ * it holds a newer one); validated like any answer, no fallback to upstreams on failure.
+ * Errors: -EBUSY a fetch for the slot is in flight; -ECANCELED stopping; those of fetcher_start. */
+int refresher_pull(struct node *n, struct entry_info *ei, enum certid_alg alg, const char *url);
 /* Cancels the slot fetches of an entry about to be removed. */
 void refresher_forget(struct node *n, struct entry_info *ei);
 /* Offers a response read from disk at start-up (validated like any upstream answer). `hint` is
@@ -262,5 +271,7 @@ struct upstream_stats *metrics_upstream(struct metrics *m, const char *url);
 void metrics_render(struct node *n, struct buf *out);
 void metrics_done(struct metrics *m);
 void admin_entries_json(struct node *n, struct buf *out);
+/* Appends s as a JSON string (quoted, escaped). */
+void admin_json_str(struct buf *out, const char *s);
 void admin_refresh_all(struct node *n);
 bool node_is_ready(struct node *n);

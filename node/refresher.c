@@ -22,6 +22,7 @@
 
 #include "node/fetch.h"
 #include "node/log.h"
+#include "node/cluster.h"
 #include "node/node.h"
 #include "node/store.h"
 #include "proto/mem.h"
@@ -169,7 +170,8 @@ static bool is_parent(const struct node *n, const char *url)
  * node at the top of the tree checked it. An origin named by a request is not trusted at all. */
 static bool is_trusted(const struct node *n, const struct entry_info *ei, const char *url)
 {
-	if (is_parent(n, url))
+	/* Cluster peers are configured upstreams too: they share our keyring. */
+	if (is_parent(n, url) || cluster_is_peer_url(n, url))
 		return true;
 	for (size_t i = 0; i < n->cfg.upstreams.n; i++)
 		if (strcmp(n->cfg.upstreams.v[i], url) == 0)
@@ -342,6 +344,10 @@ static enum fetch_outcome handle_answer(struct node *n, struct entry_info *ei, e
 			 ei->name, ocsp_cert_status_name(info.cert_status), url,
 			 certid_alg_name(alg), tu, nu, ra);
 		publish(n, ei, alg);
+		/* Fetched from an upstream: the cluster pulls it from us. From a peer: the
+		 * holder announced it already. */
+		if (!s->pull)
+			cluster_announce(n, ei, alg);
 		return FETCH_OK;
 	}
 	log_debug("fetch", "%s: unchanged from %s, refresh at %s", ei->name, url, ra);
@@ -370,6 +376,15 @@ static void on_fetched(struct fetch *f, const struct fetch_result *r, void *ud)
 	struct upstream_stats *us = metrics_upstream(&n->m, url ? url : "(unknown)");
 	free(url);
 	us->outcomes[o]++;
+	if (s->pull) {
+		/* A pull from a peer: whatever happened, the slot keeps its own schedule (the
+		 * cache moved it if a newer response was stored). */
+		s->pull = false;
+		if (o == FETCH_OK || o == FETCH_UNCHANGED)
+			responder_wake(n, ei, alg);
+		refresher_pump(n);
+		return;
+	}
 	upstream_outcome(n, us, o == FETCH_OK || o == FETCH_UNCHANGED);
 	if (o == FETCH_OK || o == FETCH_UNCHANGED) {
 		s->tried = true;
@@ -522,6 +537,18 @@ void refresher_pump(struct node *n)
 			cache_slot_schedule(n->cache, e, alg, now + 1);
 			continue;
 		}
+		if (s && s->inflight) {
+			/* A pull from a peer is under way: its answer decides. */
+			cache_slot_schedule(n->cache, e, alg, now + 1);
+			continue;
+		}
+		if (n->cluster) {
+			int64_t at = cluster_fetch_time(n, ei, alg, now);
+			if (at > now) {
+				cache_slot_schedule(n->cache, e, alg, at);
+				continue;
+			}
+		}
 		start_fetch(n, ei, alg, 0, -1);
 	}
 	int64_t next = cache_next_due(n->cache);
@@ -539,6 +566,41 @@ void refresher_pump(struct node *n)
 	uv_timer_start(&n->refresh_timer, on_refresh_timer, delay_ms, 0);
 }
 
+int refresher_pull(struct node *n, struct entry_info *ei, enum certid_alg alg, const char *url)
+{
+	if (n->stopping)
+		return -ECANCELED;
+	struct slot_state *s = entry_slot(ei, alg);
+	s->n = n;
+	if (s->inflight)
+		return -EBUSY;
+	struct certid id;
+	struct buf der = BUF_INIT;
+	int e = cache_entry_certid(ei->entry, alg, &id);
+	if (e == 0)
+		e = ocsp_request_encode(&id, &der);
+	if (e < 0) {
+		buf_done(&der);
+		return e;
+	}
+	struct fetch_request req = {
+		.url = url,
+		.der = der.data,
+		.der_len = der.len,
+		.h2 = true,
+	};
+	e = fetcher_start(n->fetcher, &req, on_fetched, s, &s->inflight);
+	buf_done(&der);
+	if (e < 0)
+		return e;
+	s->pull = true;
+	free(s->url);
+	s->url = xstrdup(url);
+	n->fetches_active++;
+	log_debug("fetch", "%s: pulling from peer %s (%s)", ei->name, url, certid_alg_name(alg));
+	return 0;
+}
+
 void refresher_forget(struct node *n, struct entry_info *ei)
 {
 	for (int a = 0; a < CERTID_ALG_COUNT; a++) {
@@ -546,6 +608,7 @@ void refresher_forget(struct node *n, struct entry_info *ei)
 		if (s && s->inflight) {
 			fetch_cancel(s->inflight);
 			s->inflight = NULL;
+			s->pull = false;
 			n->fetches_active--;
 			if (s->learned_fetch)
 				n->fetches_learned--;

@@ -22,6 +22,7 @@
 
 #include "node/fetch.h"
 #include "node/log.h"
+#include "node/cluster.h"
 #include "node/node.h"
 #include "node/server.h"
 #include "proto/hmap.h"
@@ -555,6 +556,16 @@ enum handler_result responder_handle_admin(struct node *n, struct conn *c,
 	if ((req->method == HTTP1_GET || head) && path_is(req, "/admin/entries")) {
 		struct buf body = BUF_INIT;
 		admin_entries_json(n, &body);
+		text_response(out, 200, "OK", "application/json", (const char *)body.data, body.len,
+			      head, req->keep_alive, req->version_minor == 0);
+		buf_done(&body);
+		return HANDLER_DONE;
+	}
+	if ((req->method == HTTP1_GET || head) && path_is(req, "/admin/members")) {
+		struct buf body = BUF_INIT;
+		buf_append_str(&body, "{\"members\":");
+		cluster_members_json(n, &body);
+		buf_append_str(&body, "}\n");
 		text_response(out, 200, "OK", "application/json", (const char *)body.data, body.len,
 			      head, req->keep_alive, req->version_minor == 0);
 		buf_done(&body);
