@@ -90,6 +90,7 @@ struct join_batch {
 struct probe {
 	bool active;
 	char *target;
+	uint32_t target_inc; /* the target's incarnation when the probe started */
 	uint32_t seq;
 	int64_t start_ms, direct_deadline_ms, end_ms;
 	bool indirect_sent, acked, tcp_ok;
@@ -671,8 +672,8 @@ static void reset_members(struct gossip *g, int64_t now)
 	}
 }
 
-/* Up to k distinct random members other than self (and `not`) passing ok(). */
-static size_t random_members(struct gossip *g, size_t k, const struct member * not,
+/* Up to k distinct random members other than self (and excl) passing ok(). */
+static size_t random_members(struct gossip *g, size_t k, const struct member *excl,
 			     bool (*ok)(const struct gossip *, const struct member *, int64_t),
 			     int64_t now, struct member **out)
 {
@@ -680,7 +681,7 @@ static size_t random_members(struct gossip *g, size_t k, const struct member * n
 	struct member **cand = xmalloc((g->n + 1) * sizeof(*cand));
 	for (size_t i = 0; i < g->n; i++) {
 		struct member *m = g->members[i];
-		if (m != g->self && m != not &&ok(g, m, now))
+		if (m != g->self && m != excl && ok(g, m, now))
 			cand[n++] = m;
 	}
 	size_t taken = 0;
@@ -897,8 +898,10 @@ static bool versions_ok(const struct gossip *g, const struct remote_state *rs)
 	for (size_t i = 0; i < rs->n; i++)
 		if (rs->nodes[i].state == GOSSIP_ALIVE && rs->nodes[i].vsn_len == 6)
 			RANGE(rs->nodes[i].vsn);
+	/* Members learnt from an alive without a 6-byte Vsn keep zeros: unknown, not a range of
+	 * 0 (which would reject every merge). Protocol max 0 is otherwise impossible (B7.1). */
 	for (size_t i = 0; i < g->n; i++)
-		if (g->members[i]->pub.state == GOSSIP_ALIVE)
+		if (g->members[i]->pub.state == GOSSIP_ALIVE && g->members[i]->pub.vsn[1] != 0)
 			RANGE(g->members[i]->pub.vsn);
 #undef RANGE
 	for (size_t i = 0; i < rs->n; i++) {
@@ -910,7 +913,7 @@ static bool versions_ok(const struct gossip *g, const struct remote_state *rs)
 	}
 	for (size_t i = 0; i < g->n; i++) {
 		const uint8_t *v = g->members[i]->pub.vsn;
-		if (g->members[i]->pub.state != GOSSIP_ALIVE)
+		if (g->members[i]->pub.state != GOSSIP_ALIVE || v[1] == 0)
 			continue;
 		if (v[2] < maxpmin || v[2] > minpmax || v[5] < maxdmin || v[5] > mindmax)
 			return false;
@@ -1259,6 +1262,7 @@ static void probe_start(struct gossip *g, int64_t now)
 	*p = (struct probe){
 		.active = true,
 		.target = xstrdup(target->pub.name),
+		.target_inc = target->pub.incarnation,
 		.seq = ++g->seq,
 		.start_ms = now,
 		.direct_deadline_ms = now + g->prof.probe_timeout_ms,
@@ -1364,8 +1368,11 @@ static void probe_finish(struct gossip *g, int64_t now, bool ok)
 		apply_health(g, delta);
 		struct member *t = find(g, (const uint8_t *)p->target, strlen(p->target));
 		if (t) {
+			/* The incarnation the probe started with, as memberlist (which probes a copy
+			 * of the node): if the target refuted while we probed, this suspicion is
+			 * stale and B8 drops it instead of accusing the new incarnation. */
 			struct gossip_wire_accuse sm = {
-				.incarnation = t->pub.incarnation,
+				.incarnation = p->target_inc,
 				.node = {(const uint8_t *)t->pub.name, strlen(t->pub.name)},
 				.from = {(const uint8_t *)g->name, strlen(g->name)},
 			};
@@ -1955,6 +1962,11 @@ int gossip_new(const struct gossip_config *cfg, int64_t now, struct gossip **ret
 	g->members = xgrow(NULL, &g->cap, 1, sizeof(*g->members));
 	g->members[g->n++] = me;
 	g->self = me;
+	/* memberlist's setAlive queues our own alive as well: it rides our first packets after a
+	 * join, so members the seed's gossip misses still hear of us from us. */
+	_cleanup_(buf_donep) struct buf b = {0};
+	encode_alive_of(me, &b);
+	broadcast(g, me->pub.name, &b, false);
 
 	/* B19: each loop starts after a random part of its interval. */
 	g->next_probe_ms = now + (int64_t)rng_below(&g->rng, (uint64_t)pr->probe_interval_ms);

@@ -15,6 +15,7 @@
 #include "gossip/gossip.h"
 #include "node/log.h"
 #include "proto/keyring.h"
+#include "proto/macro.h"
 #include "proto/mem.h"
 #include "proto/ocsp_http.h"
 
@@ -67,6 +68,7 @@ struct cluster {
 	char *name;
 	char *http_url;
 	int64_t start_ms;
+	int64_t last_join_ms; /* views disagree for a while after a join: decisions wait */
 	struct since *since; /* members alive since (our clock), excluding ourselves */
 	size_t nsince, since_cap;
 	uint64_t announces_sent, announces_received, pulls_started, digests_received;
@@ -441,8 +443,18 @@ static void on_announce(struct cluster *c, const uint8_t *p, size_t len)
 	struct entry_info *ei = e ? cache_entry_user(e) : NULL;
 	if (!ei)
 		return; /* not ours to keep: a request for it will find it through the cluster */
-	if (newer_than_held(ei, id.alg, tu))
-		pull_from(c, holder, ei, id.alg);
+	struct slot_state *s = entry_slot(ei, id.alg);
+	if (tu <= s->cluster_seen_tu || !newer_than_held(ei, id.alg, tu))
+		return;
+	/* Memberlist hands user broadcasts to the application and forgets them: spreading them
+	 * further is ours to do (as Serf does with its events). Relaying each piece of news once
+	 * makes it epidemic; the key keeps one message per entry in the queue. */
+	s->cluster_seen_tu = tu;
+	char key[64];
+	snprintf(key, sizeof(key), "e:%016llx:%u",
+		 (unsigned long long)cache_entry_key_hash(ei->entry), (unsigned)id.alg);
+	gossip_broadcast(c->g, key, p, len);
+	pull_from(c, holder, ei, id.alg);
 }
 
 struct digest_ctx {
@@ -540,6 +552,7 @@ static void on_event(struct cluster *c, const struct gossip_out *o)
 	case GOSSIP_EV_JOIN:
 		if (strcmp(o->name, c->name) != 0) {
 			since_set(c, o->name, now);
+			c->last_join_ms = now;
 			log_info("gossip", "%s: member alive", o->name);
 		}
 		break;
@@ -716,14 +729,16 @@ int64_t cluster_fetch_time(struct node *n, struct entry_info *ei, enum certid_al
 	struct cluster *c = n->cluster;
 	if (!c || c->stopping)
 		return now;
-	int64_t up_ms = (int64_t)uv_now(n->loop) - c->start_ms;
+	/* Settling: for stable_after after we start or see a member join, the views of the
+	 * members may still differ (a new member is stable in one view and not yet in another),
+	 * and two nodes could both believe they rank first. The disk cache serves meanwhile. */
+	int64_t quiet_ms = (int64_t)uv_now(n->loop) - MAX(c->start_ms, c->last_join_ms);
 	int64_t stable = (int64_t)n->cfg.cluster_stable_ms;
 	struct slot_state *s = entry_slot(ei, alg);
-	if (up_ms < stable) {
-		/* Settling: views are still filling; the disk cache serves meanwhile. */
-		return now + (stable - up_ms + 999) / 1000;
-	}
-	unsigned r = rank_of(c, cache_entry_key_hash(ei->entry), (int64_t)uv_now(n->loop), NULL);
+	if (quiet_ms < stable)
+		return now + (stable - quiet_ms + 999) / 1000;
+	const char *owner = NULL;
+	unsigned r = rank_of(c, cache_entry_key_hash(ei->entry), (int64_t)uv_now(n->loop), &owner);
 	const struct cache_resp *held = cache_entry_resp(ei->entry, alg);
 	int64_t base;
 	if (held && held->refresh_unix <= now) {
@@ -734,7 +749,17 @@ int64_t cluster_fetch_time(struct node *n, struct entry_info *ei, enum certid_al
 			s->cluster_wanted_unix = now;
 		base = s->cluster_wanted_unix;
 	}
-	int64_t at = base + (int64_t)r * (int64_t)(n->cfg.cluster_fallback_ms / 1000);
+	int64_t delta = (int64_t)(n->cfg.cluster_fallback_ms / 1000);
+	/* Before stepping in, a lower rank asks the owner once: the announcement may simply not
+	 * have reached us (gossip is probabilistic), and a pull costs the CA nothing. */
+	int64_t ask_at = base + MAX((int64_t)1, delta / 4);
+	if (r > 0 && owner && s->cluster_asked_base != base) {
+		if (now < ask_at)
+			return ask_at;
+		s->cluster_asked_base = base;
+		pull_from(c, owner, ei, alg);
+	}
+	int64_t at = base + (int64_t)r * delta;
 	if (at <= now) {
 		s->cluster_wanted_unix = 0;
 		s->cluster_rank = (uint8_t)(r > 255 ? 255 : r);
@@ -1073,6 +1098,10 @@ int cluster_start(struct node *n)
 		.ud = c,
 	};
 	gossip_profile_get(cfg->cluster_profile ? cfg->cluster_profile : "lan", &gc.profile);
+	/* Announcements ride the same queue as membership news; the "local" profile's 2
+	 * retransmissions lose too many of them in a burst of refreshes (measured with
+	 * tests/integration/test_cluster.py), so never go below memberlist's LAN value. */
+	gc.profile.retransmit_mult = MAX(gc.profile.retransmit_mult, 4u);
 	if (cfg->cluster_delegate_version)
 		config_parse_delegate_version(cfg->cluster_delegate_version, gc.delegate_vsn);
 	const char *tags[] = {"http", c->http_url};

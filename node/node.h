@@ -88,6 +88,8 @@ struct slot_state {
 	bool pull;	      /* the fetch in flight pulls from a cluster peer (node/cluster.c) */
 	uint8_t cluster_rank; /* our rank for the entry when the fetch in flight started */
 	int64_t cluster_wanted_unix; /* cluster: when a slot without response was first due */
+	int64_t cluster_seen_tu;     /* newest thisUpdate announced for it (relayed once) */
+	int64_t cluster_asked_base;  /* the refresh time for which we already asked the owner */
 	struct waiter *waiters;	     /* parked requests (slot_next list) */
 };
 
