@@ -25,6 +25,8 @@
 #define ANNOUNCE_MAGIC1	 'A'
 #define DIGEST_MAGIC1	 'D'
 #define WIRE_VERSION	 1
+#define USER_MSGS_KEPT	 64
+#define USER_MSG_SHOWN	 4096
 
 struct gconn {
 	uv_tcp_t tcp;
@@ -69,10 +71,19 @@ struct cluster {
 	char *http_url;
 	int64_t start_ms;
 	int64_t last_join_ms; /* views disagree for a while after a join: decisions wait */
-	struct since *since; /* members alive since (our clock), excluding ourselves */
+	struct since *since;  /* members alive since (our clock), excluding ourselves */
 	size_t nsince, since_cap;
 	uint64_t announces_sent, announces_received, pulls_started, digests_received;
 	uint64_t fetches_by_rank[4]; /* upstream fetches made while ranked 0, 1, 2, 3+ */
+	/* User messages that are not ours (another application on the cluster, or an operator's
+	 * test message), the last USER_MSGS_KEPT for the admin API. */
+	struct user_msg {
+		uint8_t *data;
+		size_t len;
+		int64_t at_unix;
+	} msgs[USER_MSGS_KEPT];
+	size_t msgs_next;
+	uint64_t msgs_total;
 };
 
 /* ---- addresses ---- */
@@ -138,6 +149,8 @@ static void maybe_free(struct cluster *c)
 	for (size_t i = 0; i < c->nsince; i++)
 		free(c->since[i].name);
 	free(c->since);
+	for (size_t i = 0; i < USER_MSGS_KEPT; i++)
+		free(c->msgs[i].data);
 	free(c->name);
 	free(c->http_url);
 	free(c);
@@ -569,8 +582,17 @@ static void on_event(struct cluster *c, const struct gossip_out *o)
 	case GOSSIP_EV_UPDATE:
 		break;
 	case GOSSIP_EV_USER:
-		if (o->len >= 2 && o->data[0] == ANNOUNCE_MAGIC0 && o->data[1] == ANNOUNCE_MAGIC1)
+		if (o->len >= 2 && o->data[0] == ANNOUNCE_MAGIC0 && o->data[1] == ANNOUNCE_MAGIC1) {
 			on_announce(c, o->data, o->len);
+		} else {
+			struct user_msg *m = &c->msgs[c->msgs_next++ % USER_MSGS_KEPT];
+			free(m->data);
+			m->len = MIN(o->len, (size_t)USER_MSG_SHOWN);
+			m->data = m->len ? xmemdup(o->data, m->len) : NULL;
+			m->at_unix = node_now_unix();
+			c->msgs_total++;
+			log_debug("gossip", "user message of %zu bytes", o->len);
+		}
 		break;
 	case GOSSIP_EV_REMOTE_STATE:
 		on_remote_state(c, o->data, o->len);
@@ -1170,4 +1192,126 @@ void cluster_stop(struct node *n)
 	log_info("gossip", "leaving the cluster");
 	gossip_leave(c->g, (int64_t)uv_now(n->loop), LEAVE_TIMEOUT_MS);
 	pump(c);
+}
+
+/* ---- admin: user messages and keyring ---- */
+
+static bool query_get(const char *q, size_t qlen, const char *key, char *out, size_t len)
+{
+	size_t kl = strlen(key);
+	for (size_t i = 0; i < qlen;) {
+		size_t end = i;
+		while (end < qlen && q[end] != '&')
+			end++;
+		if (end - i > kl && memcmp(q + i, key, kl) == 0 && q[i + kl] == '=') {
+			size_t vl = end - i - kl - 1;
+			if (vl >= len)
+				return false;
+			memcpy(out, q + i + kl + 1, vl);
+			out[vl] = 0;
+			return true;
+		}
+		i = end + 1;
+	}
+	return false;
+}
+
+int cluster_admin(struct node *n, bool post, const char *target, size_t tlen, const uint8_t *body,
+		  size_t blen, struct buf *out)
+{
+	struct cluster *c = n->cluster;
+	const char *q = memchr(target, '?', tlen);
+	size_t plen = q ? (size_t)(q - target) : tlen;
+	size_t qlen = q ? tlen - plen - 1 : 0;
+	if (q)
+		q++;
+#define PATH(p) (plen == strlen(p) && memcmp(target, p, plen) == 0)
+	if (!c) {
+		buf_append_str(out, "{\"error\":\"no cluster configured\"}\n");
+		return 409;
+	}
+	int64_t now = (int64_t)uv_now(n->loop);
+	if (post && PATH("/admin/cluster/broadcast")) {
+		int r = gossip_broadcast(c->g, NULL, body, blen);
+		pump(c);
+		buf_printf(out, "{\"ok\":%s}\n", r == 0 ? "true" : "false");
+		return r == 0 ? 200 : 413;
+	}
+	if (post && PATH("/admin/cluster/send")) {
+		char to[256], rel[8] = "0";
+		if (!q || !query_get(q, qlen, "to", to, sizeof(to))) {
+			buf_append_str(out, "{\"error\":\"to=NAME is required\"}\n");
+			return 400;
+		}
+		query_get(q, qlen, "reliable", rel, sizeof(rel));
+		int r = gossip_send_user(c->g, now, to, body, blen, strcmp(rel, "1") == 0);
+		pump(c);
+		if (r < 0) {
+			buf_printf(out, "{\"error\":\"%s\"}\n",
+				   r == -ENOENT ? "no such member" : strerror(-r));
+			return r == -ENOENT ? 404 : 413;
+		}
+		buf_append_str(out, "{\"ok\":true}\n");
+		return 200;
+	}
+	if (!post && PATH("/admin/cluster/messages")) {
+		buf_printf(out, "{\"total\":%llu,\"messages\":[",
+			   (unsigned long long)c->msgs_total);
+		size_t kept = MIN(c->msgs_total, (uint64_t)USER_MSGS_KEPT), first = 1;
+		for (size_t i = 0; i < kept; i++) {
+			const struct user_msg *m =
+				&c->msgs[(c->msgs_next - kept + i) % USER_MSGS_KEPT];
+			buf_append_str(out, first ? "{\"data\":\"" : ",{\"data\":\"");
+			first = 0;
+			ocsp_http_base64_encode(m->data, m->len, out);
+			buf_printf(out, "\",\"time\":%lld}", (long long)m->at_unix);
+		}
+		buf_append_str(out, "]}\n");
+		return 200;
+	}
+#undef PATH
+	buf_append_str(out, "{\"error\":\"not found\"}\n");
+	return 404;
+}
+
+void cluster_reload(struct node *n)
+{
+	struct cluster *c = n->cluster;
+	if (!c || !c->kr || !n->cfg.cluster_keyring)
+		return;
+	struct keyring *fresh = NULL;
+	int r = load_keyring(n->cfg.cluster_keyring, &fresh);
+	if (r < 0) {
+		log_err("gossip", "%s: cannot reload the keyring (%s), keeping the current keys",
+			n->cfg.cluster_keyring, strerror(-r));
+		return;
+	}
+	/* memberlist's rotation, in place: install the new keys, switch the primary, then drop
+	 * the keys the file no longer lists (the primary cannot be removed before it changed). */
+	for (size_t i = 0; i < keyring_count(fresh); i++) {
+		size_t len;
+		const uint8_t *k = keyring_get(fresh, i, &len);
+		keyring_add(c->kr, k, len);
+	}
+	size_t plen;
+	const uint8_t *primary = keyring_get(fresh, 0, &plen);
+	keyring_use(c->kr, primary, plen);
+	for (size_t i = keyring_count(c->kr); i-- > 0;) {
+		size_t len;
+		const uint8_t *k = keyring_get(c->kr, i, &len);
+		bool keep = false;
+		for (size_t j = 0; j < keyring_count(fresh) && !keep; j++) {
+			size_t fl;
+			const uint8_t *f = keyring_get(fresh, j, &fl);
+			keep = fl == len && memcmp(f, k, len) == 0;
+		}
+		if (!keep) {
+			uint8_t copy[32];
+			memcpy(copy, k, len);
+			keyring_remove(c->kr, copy, len);
+			explicit_bzero(copy, sizeof(copy));
+		}
+	}
+	log_info("gossip", "keyring reloaded: %zu key(s)", keyring_count(c->kr));
+	keyring_free(fresh);
 }

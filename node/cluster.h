@@ -49,3 +49,15 @@ void cluster_metrics(struct node *n, struct buf *out);
 void cluster_members_json(struct node *n, struct buf *out);
 /* The "owner" of an entry (first in rank) for the admin API; NULL without a cluster. */
 const char *cluster_owner(struct node *n, const struct entry_info *ei);
+
+/*
+ * The admin API under /admin/cluster/: POST broadcast (the body as a user broadcast), POST
+ * send?to=NAME[&reliable=1] (to one member, UDP or TCP), GET messages (the last user messages
+ * received that are not stapled's own, base64). Returns the HTTP status; JSON in out.
+ */
+int cluster_admin(struct node *n, bool post, const char *target, size_t tlen, const uint8_t *body,
+		  size_t blen, struct buf *out);
+
+/* SIGHUP: re-reads the keyring file and rotates in place (new keys added, the first one made
+ * primary, keys no longer listed removed). Other cluster settings take effect on restart. */
+void cluster_reload(struct node *n);

@@ -532,6 +532,7 @@ static void reload(struct node *n)
 	server_limits_from(&n->cfg, &l);
 	server_set_limits(n->server, &l);
 	inventory_scan(n->inv);
+	cluster_reload(n);
 	refresher_pump(n);
 	n->m.reloads++;
 	log_info("config", "reloaded%s%s", n->cfg.path ? " " : "", n->cfg.path ? n->cfg.path : "");

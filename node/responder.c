@@ -571,6 +571,18 @@ enum handler_result responder_handle_admin(struct node *n, struct conn *c,
 		buf_done(&body);
 		return HANDLER_DONE;
 	}
+	if (req->target.len > 15 && memcmp(req->target.p, "/admin/cluster/", 15) == 0 &&
+	    (req->method == HTTP1_GET || req->method == HTTP1_POST)) {
+		struct buf body = BUF_INIT;
+		int status =
+			cluster_admin(n, req->method == HTTP1_POST, (const char *)req->target.p,
+				      req->target.len, req->body, req->body_len, &body);
+		text_response(out, status, status == 200 ? "OK" : "Error", "application/json",
+			      (const char *)body.data, body.len, false, req->keep_alive,
+			      req->version_minor == 0);
+		buf_done(&body);
+		return HANDLER_DONE;
+	}
 	if (req->method == HTTP1_POST && path_is(req, "/admin/refresh")) {
 		admin_refresh_all(n);
 		text_response(out, 200, "OK", "application/json", "{\"ok\":true}\n", 12, false,

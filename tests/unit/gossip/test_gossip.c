@@ -38,6 +38,7 @@ struct event {
 };
 
 struct pkt {
+	int64_t t;
 	int from;
 	struct gossip_wire_addr to;
 	uint16_t port;
@@ -170,8 +171,8 @@ static void pump(struct net *t)
 						break;
 					}
 					assert_true(t->npkts < ARRAY_SIZE(t->pkts));
-					t->pkts[t->npkts++] =
-						(struct pkt){i, o.addr, o.port, copy, o.len};
+					t->pkts[t->npkts++] = (struct pkt){t->now, i,	 o.addr,
+									   o.port, copy, o.len};
 					if (t->answer_pings) {
 						struct walk w = {t, i, o.addr};
 						gossip_wire_packet_walk(copy, o.len, answer, &w);
@@ -874,6 +875,68 @@ static void test_user_messages(void **state)
 	net_free(t);
 }
 
+static void test_probe_suspects_the_incarnation_it_probed(void **state)
+{
+	struct net *t = net_new(1, false, true);
+	feed_alive(t, "f1", 1, 1);
+	/* wait for the first ping to f1 */
+	struct found ping = {.type = GOSSIP_WIRE_PING, .node = "f1"};
+	while (packets_with(t, 0, 1, &ping) == 0)
+		advance(t, t->now + 1);
+	int64_t start = t->now;
+	/* f1 refutes something while our probe runs unanswered (its ack is lost) */
+	feed_alive(t, "f1", 1, 2);
+	advance(t, start + 1000);
+	assert_int_equal(gossip_get_stats(t->g[0])->probes_failed, 1);
+	/* the probe failed against incarnation 1: memberlist's suspicion of that copy is stale
+	 * (B8 drops it); accusing incarnation 2 would be a false suspicion */
+	assert_int_equal(gossip_member_find(t->g[0], "f1")->state, GOSSIP_ALIVE);
+	assert_int_equal(count_events(t, 0, GOSSIP_EV_SUSPECT, "f1"), 0);
+	/* the next failed probe is about incarnation 2, and suspects it; it lasts 2 s, as the
+	 * failure raised our health score to 1 (no helpers to nack: +1, B5.6) */
+	assert_int_equal(gossip_health(t->g[0]), 1);
+	advance(t, start + 2999);
+	assert_int_equal(count_events(t, 0, GOSSIP_EV_SUSPECT, "f1"), 0);
+	advance(t, start + 3000);
+	assert_int_equal(count_events(t, 0, GOSSIP_EV_SUSPECT, "f1"), 1);
+	net_free(t);
+}
+
+static void test_own_alive_is_gossiped(void **state)
+{
+	/* memberlist's setAlive: our own alive is queued at start and rides the first packets */
+	struct net *t = net_new(1, false, true);
+	assert_int_equal(gossip_pending_broadcasts(t->g[0]), 1);
+	feed_alive(t, "f1", 1, 1);
+	t->answer_pings = true;
+	advance(t, t->now + 1000);
+	struct found f = {.type = GOSSIP_WIRE_ALIVE, .node = "a", .incarnation = 1};
+	assert_true(packets_with(t, 0, 1, &f) >= 1);
+	net_free(t);
+}
+
+static void test_member_without_vsn(void **state)
+{
+	/* A member learnt from an alive without Vsn (protocol 1) does not make every later
+	 * version check fail (B3 ignores entries without versions). */
+	struct net *t = net_new(2, false, true);
+	struct buf b = {0};
+	struct gossip_wire_alive a = {
+		.incarnation = 1, .node = str("old"), .addr = ip4(10, 0, 0, 7), .port = PORT};
+	gossip_wire_encode_alive(&a, &b);
+	feed(t, 7, &b);
+	assert_non_null(gossip_member_find(t->g[0], "old"));
+	struct gossip_peer seed = {.addr = t->addr[1], .port = PORT};
+	assert_int_equal(gossip_join(t->g[0], t->now, &seed, 1), 0);
+	pump(t);
+	const struct event *e = find_event(t, 0, GOSSIP_EV_JOIN_DONE, NULL);
+	assert_non_null(e);
+	assert_int_equal(e->count, 1);
+	assert_int_equal(gossip_member_find(t->g[0], "b")->state, GOSSIP_ALIVE);
+	buf_done(&b);
+	net_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -888,6 +951,9 @@ int main(void)
 		cmocka_unit_test(test_push_pull_decodes),
 		cmocka_unit_test(test_leave),
 		cmocka_unit_test(test_user_messages),
+		cmocka_unit_test(test_probe_suspects_the_incarnation_it_probed),
+		cmocka_unit_test(test_own_alive_is_gossiped),
+		cmocka_unit_test(test_member_without_vsn),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
