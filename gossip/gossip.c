@@ -1237,6 +1237,7 @@ static void push_pull_start(struct gossip *g, int64_t now, const struct gossip_w
 /* ---- probing (B5, B6) ---- */
 
 static void probe_finish(struct gossip *g, int64_t now, bool ok);
+static void leave_check(struct gossip *g, int64_t now);
 
 static void probe_start(struct gossip *g, int64_t now)
 {
@@ -1368,9 +1369,9 @@ static void probe_finish(struct gossip *g, int64_t now, bool ok)
 		apply_health(g, delta);
 		struct member *t = find(g, (const uint8_t *)p->target, strlen(p->target));
 		if (t) {
-			/* The incarnation the probe started with, as memberlist (which probes a copy
-			 * of the node): if the target refuted while we probed, this suspicion is
-			 * stale and B8 drops it instead of accusing the new incarnation. */
+			/* The incarnation the probe started with, as memberlist (which probes a
+			 * copy of the node): if the target refuted while we probed, this suspicion
+			 * is stale and B8 drops it instead of accusing the new incarnation. */
 			struct gossip_wire_accuse sm = {
 				.incarnation = p->target_inc,
 				.node = {(const uint8_t *)t->pub.name, strlen(t->pub.name)},
@@ -1578,6 +1579,9 @@ void gossip_recv_packet(struct gossip *g, int64_t now_ms, const struct gossip_wi
 	struct rx rx = {g, now_ms, addr, port};
 	if (gossip_wire_packet_walk(data, len, on_message, &rx) < 0)
 		g->stats.packets_dropped++;
+	/* Our leave may just have ridden out on an ack: say so now, not at the next tick (the
+	 * deadline does not cover it). */
+	leave_check(g, now_ms);
 }
 
 /* ---- periodic work ---- */

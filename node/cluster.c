@@ -19,14 +19,15 @@
 #include "proto/mem.h"
 #include "proto/ocsp_http.h"
 
-#define LEAVE_TIMEOUT_MS 3000
-#define UDP_BUF		 65536
-#define ANNOUNCE_MAGIC0	 'S'
-#define ANNOUNCE_MAGIC1	 'A'
-#define DIGEST_MAGIC1	 'D'
-#define WIRE_VERSION	 1
-#define USER_MSGS_KEPT	 64
-#define USER_MSG_SHOWN	 4096
+#define LEAVE_TIMEOUT_MS   3000
+#define UDP_BUF		   65536
+#define ANNOUNCE_MAGIC0	   'S'
+#define ANNOUNCE_MAGIC1	   'A'
+#define DIGEST_MAGIC1	   'D'
+#define WIRE_VERSION	   1
+#define USER_MSGS_KEPT	   64
+#define FORWARD_TIMEOUT_MS 2000
+#define USER_MSG_SHOWN	   4096
 
 struct gconn {
 	uv_tcp_t tcp;
@@ -74,6 +75,7 @@ struct cluster {
 	struct since *since;  /* members alive since (our clock), excluding ourselves */
 	size_t nsince, since_cap;
 	uint64_t announces_sent, announces_received, pulls_started, digests_received;
+	uint64_t misses_forwarded;
 	uint64_t fetches_by_rank[4]; /* upstream fetches made while ranked 0, 1, 2, 3+ */
 	/* User messages that are not ours (another application on the cluster, or an operator's
 	 * test message), the last USER_MSGS_KEPT for the admin API. */
@@ -386,16 +388,24 @@ static bool member_url(const struct gossip_member *m, char *out, size_t len)
 	return strncmp(out, "http://", 7) == 0 || strncmp(out, "https://", 8) == 0;
 }
 
-static void pull_from(struct cluster *c, const char *holder, struct entry_info *ei,
-		      enum certid_alg alg)
+static bool pull_from_timeout(struct cluster *c, const char *holder, struct entry_info *ei,
+			      enum certid_alg alg, uint64_t timeout_ms)
 {
 	const struct gossip_member *m = gossip_member_find(c->g, holder);
 	char url[512];
 	if (!m || m->state == GOSSIP_DEAD || m->state == GOSSIP_LEFT ||
 	    !member_url(m, url, sizeof(url)))
-		return;
-	if (refresher_pull(c->n, ei, alg, url) == 0)
-		c->pulls_started++;
+		return false;
+	if (refresher_pull(c->n, ei, alg, url, timeout_ms) < 0)
+		return false;
+	c->pulls_started++;
+	return true;
+}
+
+static void pull_from(struct cluster *c, const char *holder, struct entry_info *ei,
+		      enum certid_alg alg)
+{
+	pull_from_timeout(c, holder, ei, alg, 0);
 }
 
 static bool newer_than_held(const struct entry_info *ei, enum certid_alg alg, int64_t this_update)
@@ -751,6 +761,37 @@ int64_t cluster_fetch_time(struct node *n, struct entry_info *ei, enum certid_al
 	struct cluster *c = n->cluster;
 	if (!c || c->stopping)
 		return now;
+	const struct cache_resp *held0 = cache_entry_resp(ei->entry, alg);
+	struct slot_state *ms = entry_slot(ei, alg);
+	if (!held0 && ms->cluster_forward_until) {
+		/* Our miss went to the owner: wait for its answer, then ask the upstreams. */
+		if (now < ms->cluster_forward_until)
+			return ms->cluster_forward_until;
+		ms->cluster_forward_until = 0;
+		ms->cluster_miss = CLUSTER_MISS_NONE;
+		ms->cluster_rank = 0;
+		return now;
+	}
+	if (!held0 && ms->cluster_miss != CLUSTER_MISS_NONE) {
+		/* A client is waiting and nothing is held: no settling, no fallback delays. A miss
+		 * a peer forwarded is fetched here; our own goes to the owner once, with a short
+		 * timeout, and to the upstreams if that brings nothing. */
+		enum cluster_miss why = ms->cluster_miss;
+		ms->cluster_miss = CLUSTER_MISS_NONE;
+		if (why == CLUSTER_MISS_LOCAL) {
+			const char *owner = NULL;
+			rank_of(c, cache_entry_key_hash(ei->entry), (int64_t)uv_now(n->loop),
+				&owner);
+			if (owner && strcmp(owner, c->name) != 0 &&
+			    pull_from_timeout(c, owner, ei, alg, FORWARD_TIMEOUT_MS)) {
+				c->misses_forwarded++;
+				ms->cluster_forward_until = now + (FORWARD_TIMEOUT_MS + 999) / 1000;
+				return ms->cluster_forward_until;
+			}
+		}
+		ms->cluster_rank = 0;
+		return now;
+	}
 	/* Settling: for stable_after after we start or see a member join, the views of the
 	 * members may still differ (a new member is stable in one view and not yet in another),
 	 * and two nodes could both believe they rank first. The disk cache serves meanwhile. */
@@ -924,6 +965,12 @@ void cluster_metrics(struct node *n, struct buf *out)
 		   "# TYPE stapled_cluster_pulls_total counter\n"
 		   "stapled_cluster_pulls_total %llu\n",
 		   (unsigned long long)c->pulls_started);
+	buf_printf(out,
+		   "# HELP stapled_cluster_misses_forwarded_total Requests for entries without a "
+		   "response, forwarded once to the entry's owner.\n"
+		   "# TYPE stapled_cluster_misses_forwarded_total counter\n"
+		   "stapled_cluster_misses_forwarded_total %llu\n",
+		   (unsigned long long)c->misses_forwarded);
 	buf_printf(out,
 		   "# HELP stapled_cluster_upstream_fetches_total Upstream fetches that brought "
 		   "a new response, by this node's rank for the entry.\n"

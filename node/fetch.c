@@ -63,6 +63,7 @@ struct fetch {
 	bool delivering; /* its callback is running: cancelling it is a no-op */
 	bool too_big;
 	bool h2;
+	uint64_t timeout_ms;
 	struct buf body;
 	struct buf issuer; /* "Stapled-Issuer" response header value */
 	struct fetch_result res;
@@ -514,7 +515,8 @@ static bool fetch_setup(struct fetch *f, bool post, const char *if_none_match,
 #endif
 	SET(CURLOPT_FOLLOWLOCATION, 0L);
 	SET(CURLOPT_CONNECTTIMEOUT_MS, fetch_clamp_long(cfg->connect_timeout_ms));
-	SET(CURLOPT_TIMEOUT_MS, fetch_clamp_long(cfg->total_timeout_ms));
+	SET(CURLOPT_TIMEOUT_MS,
+	    fetch_clamp_long(f->timeout_ms ? f->timeout_ms : cfg->total_timeout_ms));
 	/* "" rather than unset: the configuration, not http_proxy in the environment, decides. */
 	SET(CURLOPT_PROXY, cfg->proxy ? cfg->proxy : "");
 	SET(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
@@ -623,6 +625,7 @@ int fetcher_start(struct fetcher *fr, const struct fetch_request *req, fetch_cb 
 	}
 	f->res.used_post = post;
 	f->h2 = req->h2;
+	f->timeout_ms = req->timeout_ms;
 
 	f->easy = curl_easy_init();
 	if (!f->easy) {

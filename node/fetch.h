@@ -39,6 +39,7 @@ struct fetch_request {
 		    multiplexed on one connection */
 	const char *const *headers; /* extra request header lines "Name: value" (copied) */
 	size_t n_headers;
+	uint64_t timeout_ms; /* whole-exchange bound; 0: the fetcher's */
 };
 
 /* Largest "Stapled-Issuer" response header value kept (base64 of a CA certificate). */

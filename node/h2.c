@@ -41,6 +41,7 @@ enum h2_field {
 	F_STAPLED_HOPS,
 	F_STAPLED_WANT_ISSUER,
 	F_STAPLED_ISSUER,
+	F_STAPLED_FORWARDED,
 	F_COUNT
 };
 
@@ -271,6 +272,7 @@ static void stream_deliver(struct h2_session *s, struct h2_stream *st)
 		[F_STAPLED_HOPS] = &req.stapled_hops,
 		[F_STAPLED_WANT_ISSUER] = &req.stapled_want_issuer,
 		[F_STAPLED_ISSUER] = &req.stapled_issuer,
+		[F_STAPLED_FORWARDED] = &req.stapled_forwarded,
 	};
 	for (size_t i = 0; i < F_COUNT; i++) {
 		if (!dst[i] || !(st->present & (1u << i)))
@@ -324,6 +326,7 @@ static int field_of(const uint8_t *name, size_t len)
 		[F_STAPLED_HOPS] = "stapled-hops",
 		[F_STAPLED_WANT_ISSUER] = "stapled-want-issuer",
 		[F_STAPLED_ISSUER] = "stapled-issuer",
+		[F_STAPLED_FORWARDED] = "stapled-forwarded",
 	};
 	for (int i = 0; i < F_COUNT; i++)
 		if (name_is(name, len, names[i]))

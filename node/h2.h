@@ -42,6 +42,7 @@ struct h2_request {
 	struct h2_str stapled_hops;
 	struct h2_str stapled_want_issuer;
 	struct h2_str stapled_issuer;
+	struct h2_str stapled_forwarded;
 	const uint8_t *body;
 	size_t body_len;
 };

@@ -56,6 +56,13 @@ struct upstream_stats {
 	int64_t set_aside_until; /* circuit breaker: not asked before this unless nothing else */
 };
 
+/* Why a slot without response is wanted now (node/cluster.c). */
+enum cluster_miss {
+	CLUSTER_MISS_NONE,
+	CLUSTER_MISS_LOCAL,	/* a client of ours asked: forward once to the owner */
+	CLUSTER_MISS_FORWARDED, /* a peer forwarded its miss: fetch, never forward again */
+};
+
 /* Distinct upstream URLs counted one by one; the rest share metrics.other. */
 #define METRICS_UPSTREAMS_MAX 1024
 
@@ -87,10 +94,12 @@ struct slot_state {
 	char *etag;	      /* upstream ETag of the held response (for If-None-Match) */
 	bool pull;	      /* the fetch in flight pulls from a cluster peer (node/cluster.c) */
 	uint8_t cluster_rank; /* our rank for the entry when the fetch in flight started */
-	int64_t cluster_wanted_unix; /* cluster: when a slot without response was first due */
-	int64_t cluster_seen_tu;     /* newest thisUpdate announced for it (relayed once) */
-	int64_t cluster_asked_base;  /* the refresh time for which we already asked the owner */
-	struct waiter *waiters;	     /* parked requests (slot_next list) */
+	int64_t cluster_wanted_unix;   /* cluster: when a slot without response was first due */
+	int64_t cluster_seen_tu;       /* newest thisUpdate announced for it (relayed once) */
+	int64_t cluster_asked_base;    /* the refresh time for which we already asked the owner */
+	uint8_t cluster_miss;	       /* a client waits: CLUSTER_MISS_LOCAL or _FORWARDED */
+	int64_t cluster_forward_until; /* our miss went to the owner: its answer is awaited until */
+	struct waiter *waiters;	       /* parked requests (slot_next list) */
 };
 
 /* The node's data for a cache entry (cache_entry_user). Owned by the inventory. */
@@ -212,9 +221,12 @@ void responder_wake(struct node *n, struct entry_info *ei, enum certid_alg alg);
 /* Starts the fetches that are due (bounded by max_parallel) and re-arms the timer. */
 void refresher_pump(struct node *n);
 /* Pulls a slot's response from a cluster peer's responder at url (an announcement or digest said
- * it holds a newer one); validated like any answer, no fallback to upstreams on failure.
+ * it holds a newer one, or our miss goes to the entry's owner); sent with Stapled-Forwarded so
+ * the peer never forwards it; validated like any answer; no fallback to upstreams on failure;
+ * timeout_ms 0 is the configured fetch timeout.
  * Errors: -EBUSY a fetch for the slot is in flight; -ECANCELED stopping; those of fetcher_start. */
-int refresher_pull(struct node *n, struct entry_info *ei, enum certid_alg alg, const char *url);
+int refresher_pull(struct node *n, struct entry_info *ei, enum certid_alg alg, const char *url,
+		   uint64_t timeout_ms);
 /* Cancels the slot fetches of an entry about to be removed. */
 void refresher_forget(struct node *n, struct entry_info *ei);
 /* Offers a response read from disk at start-up (validated like any upstream answer). `hint` is

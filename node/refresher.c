@@ -380,8 +380,14 @@ static void on_fetched(struct fetch *f, const struct fetch_result *r, void *ud)
 		/* A pull from a peer: whatever happened, the slot keeps its own schedule (the
 		 * cache moved it if a newer response was stored). */
 		s->pull = false;
-		if (o == FETCH_OK || o == FETCH_UNCHANGED)
+		if (o == FETCH_OK || o == FETCH_UNCHANGED) {
 			responder_wake(n, ei, alg);
+		} else if (s->cluster_forward_until && !cache_entry_resp(ei->entry, alg)) {
+			/* Our miss went to the owner and it could not help: the upstreams now,
+			 * rather than at the end of the wait. */
+			s->cluster_forward_until = 1;
+			cache_slot_schedule(n->cache, ei->entry, alg, node_now_unix());
+		}
 		refresher_pump(n);
 		return;
 	}
@@ -566,7 +572,8 @@ void refresher_pump(struct node *n)
 	uv_timer_start(&n->refresh_timer, on_refresh_timer, delay_ms, 0);
 }
 
-int refresher_pull(struct node *n, struct entry_info *ei, enum certid_alg alg, const char *url)
+int refresher_pull(struct node *n, struct entry_info *ei, enum certid_alg alg, const char *url,
+		   uint64_t timeout_ms)
 {
 	if (n->stopping)
 		return -ECANCELED;
@@ -583,11 +590,17 @@ int refresher_pull(struct node *n, struct entry_info *ei, enum certid_alg alg, c
 		buf_done(&der);
 		return e;
 	}
+	/* The peer answers from its cache, or fetches itself if it is first in rank; it never
+	 * forwards our request to anyone else (docs/cluster.md). */
+	static const char *const hdrs[] = {"Stapled-Forwarded: 1"};
 	struct fetch_request req = {
 		.url = url,
 		.der = der.data,
 		.der_len = der.len,
 		.h2 = true,
+		.headers = hdrs,
+		.n_headers = 1,
+		.timeout_ms = timeout_ms,
 	};
 	e = fetcher_start(n->fetcher, &req, on_fetched, s, &s->inflight);
 	buf_done(&der);

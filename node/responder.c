@@ -516,7 +516,17 @@ enum handler_result responder_handle_ocsp(struct node *n, struct conn *c,
 			  req->if_modified_since.len, want_issuer))
 		return HANDLER_DONE;
 
-	/* Known, nothing servable: make sure a fetch is coming, then wait for it. */
+	/* Known, nothing servable: make sure a fetch is coming, then wait for it. In a cluster
+	 * the owner is asked first, once (docs/cluster.md); a request a peer forwarded to us is
+	 * fetched here and never forwarded again. */
+	if (n->cluster) {
+		struct slot_state *ms = entry_slot(ei, alg);
+		ms->n = n;
+		if (req->stapled_forwarded.p)
+			ms->cluster_miss = CLUSTER_MISS_FORWARDED;
+		else if (ms->cluster_miss == CLUSTER_MISS_NONE)
+			ms->cluster_miss = CLUSTER_MISS_LOCAL;
+	}
 	cache_entry_want(n->cache, e, alg, node_now_unix());
 	refresher_pump(n);
 	/* The pump may have failed the slot synchronously (no upstream at all). */

@@ -574,6 +574,7 @@ static void on_h2_request(void *ud, struct h2_session *session, const struct h2_
 		.stapled_hops = {r->stapled_hops.p, r->stapled_hops.len},
 		.stapled_want_issuer = {r->stapled_want_issuer.p, r->stapled_want_issuer.len},
 		.stapled_issuer = {r->stapled_issuer.p, r->stapled_issuer.len},
+		.stapled_forwarded = {r->stapled_forwarded.p, r->stapled_forwarded.len},
 		.content_length = (int64_t)r->body_len,
 		.body = r->body,
 		.body_len = r->body_len,

@@ -421,6 +421,9 @@ static int on_header(const uint8_t *name, size_t nlen, const uint8_t *v, size_t 
 		if (name_is(name, "if-modified-since", 17)) {
 			if (!r->if_modified_since.p)
 				r->if_modified_since = (struct http1_str){(const char *)v, vlen};
+		} else if (name_is(name, "stapled-forwarded", 17)) {
+			if (!r->stapled_forwarded.p)
+				r->stapled_forwarded = (struct http1_str){(const char *)v, vlen};
 		} else if (name_is(name, "transfer-encoding", 17)) {
 			h->have_te = true;
 			h->te_last_chunked = false;

@@ -54,7 +54,10 @@ struct http1_request {
 	struct http1_str stapled_hops;
 	struct http1_str stapled_want_issuer;
 	struct http1_str stapled_issuer; /* base64 DER of the issuer, from a child node */
-	int64_t content_length;		 /* -1 if absent */
+	/* From a cluster peer that forwarded its miss to us (docs/cluster.md): never forwarded
+	 * again. */
+	struct http1_str stapled_forwarded;
+	int64_t content_length; /* -1 if absent */
 	/* The body. For Content-Length bodies it points into the input; for chunked bodies into
 	 * `scratch` (see http1_parse). */
 	const uint8_t *body;

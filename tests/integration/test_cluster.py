@@ -29,6 +29,10 @@ t = st.Test(__file__)
 env = t.env(upstream="python", validity_min=1, extra_leaves=N_CERTS)
 extra_dir = env.pki.path("extra")
 
+issuers = os.path.join(env.dir, "issuers")
+os.makedirs(issuers)
+with open(env.pki.path("int.crt"), "rb") as f, open(os.path.join(issuers, "int.crt"), "wb") as o:
+    o.write(f.read())
 gossip_ports = [st.free_port() for _ in range(N_NODES)]
 nodes = []
 for i in range(N_NODES):
@@ -42,6 +46,8 @@ for i in range(N_NODES):
     if i > 0:
         cluster["join"] = ["127.0.0.1:%d" % gossip_ports[0]]
     nodes.append(env.stapled(config={"cert_dirs": [extra_dir], "cluster": cluster,
+                                     "issuer_dirs": [issuers],
+                                     "learn": {"default_origin": env.upstream.url},
                                      "log_level": "info"}, name="n%d" % i))
 
 
@@ -70,7 +76,7 @@ serials = None
 
 
 def all_good(node):
-    es = node.entries()
+    es = [e for e in node.entries() if not e.get("learned")]
     return len(es) == N_CERTS and all(e.get("status") == "good" for e in es)
 
 
@@ -85,14 +91,30 @@ t.ok(len(owners) == N_NODES and min(owners.values()) >= N_CERTS // N_NODES // 3,
      "ownership spread over the nodes: %s" % dict(sorted(owners.items())))
 
 
+GOOD = env.pki.serial("good").lstrip("0")
+
+
 def requests_by_serial(since=0.0, until=1e18):
     out = collections.defaultdict(list)
     for r in env.upstream.requests():
         if since <= r["time"] < until:
             for s in r.get("serials", []):
+                if s.lstrip("0") == GOOD:
+                    continue
                 out[s.lstrip("0") or "0"].append(r["time"])
     return out
 
+
+# A certificate no node was given: the node asked forwards its miss once to the entry's owner,
+# which fetches it; a second node asked later gets it from the owner too. One upstream request.
+r3 = env.query(nodes[3], "good")
+r4 = env.query(nodes[4], "good")
+good_reqs = sum(1 for r in env.upstream.requests()
+                if any(s.lstrip("0") == GOOD for s in r.get("serials", [])))
+fwd = sum(n.metric("stapled_cluster_misses_forwarded_total") for n in nodes)
+t.ok(r3.ok_good and r4.ok_good and good_reqs == 1 and fwd >= 1,
+     "a miss goes to the owner once: two nodes asked, %d upstream request(s), %d miss(es) "
+     "forwarded" % (good_reqs, fwd))
 
 # Three windows: wait until every certificate has been fetched three times.
 deadline_windows = 3
@@ -121,7 +143,8 @@ def spread_ok():
     for v in views:
         for k, tu in v.items():
             newest[k] = max(newest.get(k, 0), tu)
-    return all(v.get(k) == tu for v in views for k, tu in newest.items())
+    common = set.intersection(*(set(v) for v in views))  # learned entries live on some nodes
+    return all(v[k] == newest[k] for v in views for k in common)
 
 
 # Every node serves the newest response within seconds: sample the views repeatedly; whenever

@@ -513,10 +513,13 @@ void sim_run_for(struct sim *s, int64_t ms)
 
 /* ---- setup ---- */
 
+static void node_start(struct sim *s, int i);
+
 struct sim *sim_new(const struct sim_cfg *cfg)
 {
 	struct sim *s = xcalloc(1, sizeof(*s));
 	s->seed = cfg->seed;
+	s->cfg = *cfg;
 	rng_seed(&s->rng, cfg->seed);
 	s->now_ms = T0_MS;
 	s->trace = getenv("SIM_TRACE") && *getenv("SIM_TRACE");
@@ -549,24 +552,43 @@ struct sim *sim_new(const struct sim_cfg *cfg)
 			key = cfg->odd_key;
 		if (key && keyring_new(key, cfg->key_len, &nd->kr) < 0)
 			abort();
-		struct gossip_config gc = {
-			.name = nd->name,
-			.addr = nd->addr,
-			.port = SIM_PORT,
-			.profile = s->prof,
-			.keyring = nd->kr,
-			.compress = cfg->compress,
-			.no_tcp_ping = cfg->no_tcp_ping,
-			.no_lifeguard = cfg->no_lifeguard,
-			.seed = rng_next(&s->rng),
-			.local_state = cfg->local_state,
-			.ud = s,
-		};
-		if (gossip_new(&gc, s->now_ms, &nd->g) < 0)
-			abort();
-		drain(s, (int)i);
+		node_start(s, (int)i);
 	}
 	return s;
+}
+
+static void node_start(struct sim *s, int i)
+{
+	struct sim_node *nd = &s->nodes[i];
+	struct gossip_config gc = {
+		.name = nd->name,
+		.addr = nd->addr,
+		.port = SIM_PORT,
+		.profile = s->prof,
+		.keyring = nd->kr,
+		.compress = s->cfg.compress,
+		.no_tcp_ping = s->cfg.no_tcp_ping,
+		.no_lifeguard = s->cfg.no_lifeguard,
+		.seed = rng_next(&s->rng),
+		.local_state = s->cfg.local_state,
+		.ud = s,
+	};
+	if (gossip_new(&gc, s->now_ms, &nd->g) < 0)
+		abort();
+	drain(s, i);
+}
+
+void sim_restart(struct sim *s, int i)
+{
+	struct sim_node *nd = &s->nodes[i];
+	if (!nd->dead)
+		sim_kill(s, i);
+	gossip_free(nd->g);
+	nd->g = NULL;
+	nd->dead = false;
+	nd->frozen = false;
+	nd->join_done = nd->leave_done = 0;
+	node_start(s, i);
 }
 
 void sim_free(struct sim *s)
@@ -727,6 +749,11 @@ void sim_set_loss(struct sim *s, double p)
 {
 	for (size_t i = 0; i < s->n * s->n; i++)
 		s->loss[i] = p;
+}
+
+void sim_set_link_loss(struct sim *s, int src, int dst, double p)
+{
+	s->loss[src * s->n + dst] = p;
 }
 
 static void break_blocked_conns(struct sim *s)

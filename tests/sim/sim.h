@@ -18,7 +18,10 @@
  *             UDP up to a socket buffer's worth) while its kernel still completes TCP
  *             handshakes. Unfreezing runs its timers first, then the backlog, in order.
  *   killed    a crashed process: everything for it is dropped, connects to it are refused, its
- *             open connections see a FIN.
+ *             open connections see a FIN. sim_restart starts a fresh one in its place.
+ *   tcp_fail  the share of new connections that silently die (TCP loss, off by default).
+ *
+ * Stream writes are cut into random segments, so readers see arbitrary boundaries.
  *
  * Everything that happens is a pure function of the seed: SIM_SEED in the environment
  * overrides the seed a scenario picks (see sim_seed).
@@ -83,9 +86,12 @@ struct sim_node {
 	unsigned stuck, io_count;
 };
 
+/* Called for every GOSSIP_OUT_EVENT while the node's outputs are drained. It may queue a
+ * broadcast on that node (gossip_broadcast emits nothing), nothing that produces output. */
 typedef void (*sim_event_fn)(struct sim *s, int node, const struct gossip_out *o, void *ud);
 
 struct sim {
+	struct sim_cfg cfg;
 	uint64_t seed;
 	struct rng rng;
 	int64_t now_ms;
@@ -143,7 +149,11 @@ int64_t sim_wait_converged(struct sim *s, const bool *skip, int64_t step_ms, int
 void sim_freeze(struct sim *s, int i);
 void sim_unfreeze(struct sim *s, int i);
 void sim_kill(struct sim *s, int i);
+/* A fresh gossip for node i (same name, address and key; incarnation 1), killing the old one
+ * first if it still runs. It is not joined. */
+void sim_restart(struct sim *s, int i);
 void sim_set_loss(struct sim *s, double p);
+void sim_set_link_loss(struct sim *s, int src, int dst, double p);
 void sim_set_block(struct sim *s, int src, int dst, bool blocked);
 /* side[i] in {0, 1}: blocks both ways between the sides (UDP and TCP); NULL heals all. */
 void sim_partition(struct sim *s, const int *side);
