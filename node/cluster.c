@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gossip/elect.h"
 #include "gossip/gossip.h"
 #include "node/log.h"
 #include "proto/keyring.h"
@@ -701,59 +702,25 @@ static void pump(struct cluster *c)
 
 /* ---- election ---- */
 
-static uint64_t fnv1a64(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	for (; *s; s++) {
-		h ^= (uint8_t)*s;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
-static uint64_t splitmix64(uint64_t z)
-{
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 /* Our rank for key among the stable members (0 = first), and the first-ranked name. */
 static unsigned rank_of(struct cluster *c, uint64_t key, int64_t now, const char **ret_owner)
 {
 	int64_t stable = (int64_t)c->n->cfg.cluster_stable_ms;
-	bool self_stable = now - c->start_ms >= stable;
-	uint64_t mine = splitmix64(key ^ fnv1a64(c->name));
-	unsigned above = 0;
-	uint64_t best = 0;
-	const char *owner = self_stable ? c->name : NULL;
-	if (self_stable)
-		best = mine;
-	size_t nm = gossip_member_count(c->g);
-	unsigned stable_others = 0;
+	size_t nm = gossip_member_count(c->g), n = 0;
+	const char **names = xmalloc((nm + 1) * sizeof(*names));
 	for (size_t i = 0; i < nm; i++) {
 		const struct gossip_member *m = gossip_member_at(c->g, i);
-		if (strcmp(m->name, c->name) == 0)
-			continue;
 		/* Suspect members keep their rank: suspicion is not failure (GOSSIP.md §2.2). */
-		if (m->state != GOSSIP_ALIVE && m->state != GOSSIP_SUSPECT)
+		if (strcmp(m->name, c->name) == 0 ||
+		    (m->state != GOSSIP_ALIVE && m->state != GOSSIP_SUSPECT))
 			continue;
 		int64_t since = since_get(c, m->name);
-		if (since == INT64_MAX || now - since < stable)
-			continue;
-		stable_others++;
-		uint64_t w = splitmix64(key ^ fnv1a64(m->name));
-		if (w > mine || (w == mine && strcmp(m->name, c->name) < 0))
-			above++;
-		if (!owner || w > best) {
-			best = w;
-			owner = m->name;
-		}
+		if (since != INT64_MAX && now - since >= stable)
+			names[n++] = m->name;
 	}
-	if (ret_owner)
-		*ret_owner = owner;
-	/* Not stable ourselves: we come after every stable member. */
-	return self_stable ? above : stable_others;
+	unsigned r = elect_rank(key, c->name, now - c->start_ms >= stable, names, n, ret_owner);
+	free(names);
+	return r;
 }
 
 int64_t cluster_fetch_time(struct node *n, struct entry_info *ei, enum certid_alg alg, int64_t now)
@@ -812,23 +779,23 @@ int64_t cluster_fetch_time(struct node *n, struct entry_info *ei, enum certid_al
 			s->cluster_wanted_unix = now;
 		base = s->cluster_wanted_unix;
 	}
-	int64_t delta = (int64_t)(n->cfg.cluster_fallback_ms / 1000);
+	int64_t delta = (int64_t)(n->cfg.cluster_fallback_ms / 1000), at = now;
 	/* Before stepping in, a lower rank asks the owner once: the announcement may simply not
 	 * have reached us (gossip is probabilistic), and a pull costs the CA nothing. */
-	int64_t ask_at = base + MAX((int64_t)1, delta / 4);
-	if (r > 0 && owner && s->cluster_asked_base != base) {
-		if (now < ask_at)
-			return ask_at;
+	switch (elect_decide(r, base, delta, now, s->cluster_asked_base == base, &at)) {
+	case ELECT_WAIT:
+		return at;
+	case ELECT_ASK_OWNER:
 		s->cluster_asked_base = base;
-		pull_from(c, owner, ei, alg);
+		if (owner)
+			pull_from(c, owner, ei, alg);
+		return at;
+	case ELECT_FETCH:
+		break;
 	}
-	int64_t at = base + (int64_t)r * delta;
-	if (at <= now) {
-		s->cluster_wanted_unix = 0;
-		s->cluster_rank = (uint8_t)(r > 255 ? 255 : r);
-		return now;
-	}
-	return at;
+	s->cluster_wanted_unix = 0;
+	s->cluster_rank = (uint8_t)(r > 255 ? 255 : r);
+	return now;
 }
 
 void cluster_announce(struct node *n, struct entry_info *ei, enum certid_alg alg)
