@@ -4,7 +4,8 @@
 # THE test command (CI runs it through .ci/run in a fresh clone):
 #   1. installs missing packages (deploy/install-deps.sh, apt-get only when needed);
 #   2. builds ./build with --werror and runs every meson suite;
-#   3. builds ./build-asan with ASan+UBSan and --werror, runs the unit, fuzz and integration suites;
+#   3. builds ./build-asan with ASan+UBSan and --werror, runs the unit, fuzz, sim and integration
+#      suites;
 #   4. prints a summary; the last line is exactly "N passed, N failed" (", N skipped" if any).
 # Exits non-zero if a build or a test failed.
 #   5. checks formatting with clang-format, builds the libFuzzer targets with clang and fuzzes each
@@ -103,7 +104,7 @@ run_tree "gcc" "${BUILD_DIR:-build}" ""
 if [ "${SKIP_ASAN:-0}" != 1 ]; then
 	# ASan/UBSan slow everything down; give the timeouts room.
 	MESON_TEST_ARGS="${MESON_TEST_ARGS:-} --timeout-multiplier 3" \
-		run_tree "asan+ubsan" "${ASAN_BUILD_DIR:-build-asan}" "unit fuzz integration" \
+		run_tree "asan+ubsan" "${ASAN_BUILD_DIR:-build-asan}" "unit fuzz sim integration" \
 		-Db_sanitize=address,undefined -Db_lundef=false
 fi
 
