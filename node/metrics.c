@@ -247,6 +247,7 @@ static void entry_json(struct cache_entry *e, void *ud)
 		buf_append_str(out, "null");
 	if (ei->learned)
 		buf_printf(out, ",\"last_used\":%lld", (long long)ei->last_used_unix);
+	buf_printf(out, ",\"fetches\":%u,\"pulls\":%u", ei->fetches, ei->pulls);
 	const char *owner = cluster_owner(j->n, ei);
 	if (owner) {
 		buf_append_str(out, ",\"owner\":");

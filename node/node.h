@@ -113,6 +113,8 @@ struct entry_info {
 	bool no_upstream;	     /* no URL to ask: definitively failed */
 	struct slot_state *slots[CERTID_ALG_COUNT];
 	int64_t last_used_unix; /* last request for it (learned entries expire on this) */
+	uint32_t fetches;	/* upstream fetches started for it (not peer pulls) */
+	uint32_t pulls;		/* responses pulled from cluster peers */
 	/* Learned from a request (node/learn.c), not from the inventory. */
 	bool learned;
 	bool unauthorized; /* the upstream answered unauthorized: so do we while in backoff */

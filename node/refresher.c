@@ -488,6 +488,7 @@ static void start_fetch(struct node *n, struct entry_info *ei, enum certid_alg a
 		int e = fetcher_start(n->fetcher, &req, on_fetched, s, &s->inflight);
 		if (e == 0) {
 			s->url_idx = (uint32_t)url_idx;
+			ei->fetches++;
 			free(s->url);
 			s->url = xstrdup(urls[url_idx]);
 			n->fetches_active++;
@@ -607,6 +608,7 @@ int refresher_pull(struct node *n, struct entry_info *ei, enum certid_alg alg, c
 	if (e < 0)
 		return e;
 	s->pull = true;
+	ei->pulls++;
 	free(s->url);
 	s->url = xstrdup(url);
 	n->fetches_active++;
