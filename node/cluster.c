@@ -510,6 +510,9 @@ static void local_state(void *ud, bool join, struct buf *out)
 {
 	(void)join;
 	struct cluster *c = ud;
+	/* Leaving: the node's entries are being torn down; peers keep theirs. */
+	if (c->stopping)
+		return;
 	size_t nl = strlen(c->name);
 	buf_append_byte(out, ANNOUNCE_MAGIC0);
 	buf_append_byte(out, DIGEST_MAGIC1);
@@ -593,6 +596,8 @@ static void on_event(struct cluster *c, const struct gossip_out *o)
 	case GOSSIP_EV_UPDATE:
 		break;
 	case GOSSIP_EV_USER:
+		if (c->stopping)
+			break; /* the entries are being torn down */
 		if (o->len >= 2 && o->data[0] == ANNOUNCE_MAGIC0 && o->data[1] == ANNOUNCE_MAGIC1) {
 			on_announce(c, o->data, o->len);
 		} else {
@@ -606,7 +611,8 @@ static void on_event(struct cluster *c, const struct gossip_out *o)
 		}
 		break;
 	case GOSSIP_EV_REMOTE_STATE:
-		on_remote_state(c, o->data, o->len);
+		if (!c->stopping)
+			on_remote_state(c, o->data, o->len);
 		break;
 	case GOSSIP_EV_JOIN_DONE:
 		if (o->count > 0)
