@@ -172,10 +172,12 @@ t.ok(True, "SIGKILLed node n2 marked failed by all others in %.1f s" % (time.tim
 time.sleep(VALIDITY_S + FALLBACK_S)
 after = requests_by_serial(since=kill_at)
 worst = max(len(after.get(s, [])) for s in owned) if owned else 0
+dist = collections.Counter(len(after.get(s, [])) for s in owned)
 served = all(all_good(n) for n in others)
 t.ok(owned and worst <= 2 and served,
-     "owner n2 killed: its %d entries fetched at most %d times in the next window, all nodes "
-     "still serving them" % (len(owned), worst))
+     "owner n2 killed: its %d entries fetched at most %d times in the next window "
+     "(fetches per entry: %s), all nodes still serving them"
+     % (len(owned), worst, dict(sorted(dist.items()))))
 
 # Restarted after SIGKILL: serves from disk at once, rejoins.
 victim.start()
