@@ -557,9 +557,17 @@ struct sim *sim_new(const struct sim_cfg *cfg)
 	return s;
 }
 
+static void node_state(void *ud, bool join, struct buf *out)
+{
+	struct sim_node *nd = ud;
+	struct sim *s = nd->sim;
+	s->cfg.node_state(s, (int)(nd - s->nodes), join, out);
+}
+
 static void node_start(struct sim *s, int i)
 {
 	struct sim_node *nd = &s->nodes[i];
+	nd->sim = s;
 	struct gossip_config gc = {
 		.name = nd->name,
 		.addr = nd->addr,
@@ -573,6 +581,10 @@ static void node_start(struct sim *s, int i)
 		.local_state = s->cfg.local_state,
 		.ud = s,
 	};
+	if (s->cfg.node_state) {
+		gc.local_state = node_state;
+		gc.ud = nd;
+	}
 	if (gossip_new(&gc, s->now_ms, &nd->g) < 0)
 		abort();
 	drain(s, i);

@@ -37,6 +37,8 @@
 
 #define SIM_PORT 7946
 
+struct sim;
+
 struct sim_cfg {
 	uint64_t seed;
 	size_t n;
@@ -51,6 +53,9 @@ struct sim_cfg {
 	const uint8_t *odd_key;
 	int odd_node;
 	void (*local_state)(void *ud, bool join, struct buf *out); /* passed to every node */
+	/* Instead of local_state: called with the node whose state is wanted, so that a scenario
+	 * can keep an application model per node (its own state in s->ud). */
+	void (*node_state)(struct sim *s, int node, bool join, struct buf *out);
 };
 
 /* One GOSSIP_EV_LEAVE seen by `observer` about `subject` (-1: not a sim node). */
@@ -62,9 +67,9 @@ struct sim_leave {
 
 struct sim_ev;
 struct sim_conn;
-struct sim;
 
 struct sim_node {
+	struct sim *sim; /* back to the simulator (node_state) */
 	struct gossip *g;
 	char name[16];
 	struct gossip_wire_addr addr;
