@@ -56,13 +56,15 @@ enum elect_action elect_decide(unsigned rank, int64_t base, int64_t delta, int64
 			       bool asked_owner, int64_t *ret_at)
 {
 	int64_t at = base + (int64_t)rank * delta;
+	int64_t quarter = delta / 4 > 1 ? delta / 4 : 1;
 	if (rank > 0 && !asked_owner) {
-		int64_t ask = base + (delta / 4 > 1 ? delta / 4 : 1);
-		if (now < ask) {
-			*ret_at = ask;
+		if (now < base + quarter) {
+			*ret_at = base + quarter;
 			return ELECT_WAIT;
 		}
-		*ret_at = at > now ? at : now;
+		/* Give the owner's answer time to arrive even when we look late (after a settle
+		 * or a restart): never fetch in the same breath as asking. */
+		*ret_at = at > now + quarter ? at : now + quarter;
 		return ELECT_ASK_OWNER;
 	}
 	if (now >= at)

@@ -44,7 +44,8 @@ enum elect_action {
  * What a node of the given rank does at `now` (seconds) for an entry due at `base` that has no
  * newer response yet. asked_owner: whether it already asked the owner for this base. The time
  * to look again is in *ret_at (ELECT_WAIT, ELECT_ASK_OWNER). Rank 0 fetches at base; rank r
- * asks the owner at base + max(1, delta / 4), then fetches at base + r × delta.
+ * asks the owner at base + q (q = max(1, delta / 4)), then fetches at base + r × delta, and never
+ * sooner than q after asking (a node looking late asks, then waits q for the answer).
  */
 enum elect_action elect_decide(unsigned rank, int64_t base, int64_t delta, int64_t now,
 			       bool asked_owner, int64_t *ret_at);

@@ -313,6 +313,12 @@ static enum fetch_outcome handle_answer(struct node *n, struct entry_info *ei, e
 			log_warning("fetch", "%s: %s: response rejected: %s", ei->name, url, why);
 		return FETCH_INVALID;
 	}
+	/* A peer that has nothing newer changes nothing: storing the same response again would
+	 * redraw its refresh time and keep pushing back the moment a lower rank steps in. */
+	if (s->pull && held && info.this_update_unix <= held->meta.this_update_unix) {
+		log_debug("fetch", "%s: %s has nothing newer", ei->name, url);
+		return FETCH_UNCHANGED;
+	}
 	e = cache_store(n->cache, ei->entry, alg, r->body, r->body_len, &info, now, r->max_age_s);
 	if (e == -ESTALE) {
 		log_warning("fetch", "%s: %s: response older than the one held, refused", ei->name,
@@ -551,8 +557,9 @@ void refresher_pump(struct node *n)
 		}
 		if (n->cluster) {
 			int64_t at = cluster_fetch_time(n, ei, alg, now);
-			if (at > now) {
-				cache_slot_schedule(n->cache, e, alg, at);
+			/* The election may have started a pull: never a fetch beside it. */
+			if (at > now || (ei->slots[alg] && ei->slots[alg]->inflight)) {
+				cache_slot_schedule(n->cache, e, alg, MAX(at, now + 1));
 				continue;
 			}
 		}
