@@ -4,6 +4,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -811,4 +812,38 @@ void sim_leave_node(struct sim *s, int i, int64_t timeout_ms)
 {
 	gossip_leave(s->nodes[i].g, s->now_ms, timeout_ms);
 	drain(s, i);
+}
+
+/* ---- TAP ---- */
+
+static int tap_n, tap_failed;
+
+bool sim_ok(bool cond, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	printf("%s %d - ", cond ? "ok" : "not ok", ++tap_n);
+	vprintf(fmt, ap);
+	printf("\n");
+	va_end(ap);
+	fflush(stdout);
+	tap_failed += !cond;
+	return cond;
+}
+
+void sim_note(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	printf("# ");
+	vprintf(fmt, ap);
+	printf("\n");
+	va_end(ap);
+	fflush(stdout);
+}
+
+int sim_tap_end(void)
+{
+	printf("1..%d\n", tap_n);
+	return tap_failed ? 1 : 0;
 }

@@ -176,3 +176,16 @@ uint64_t sim_udp_sent(const struct sim *s);
 int sim_broadcast(struct sim *s, int i, const char *key, const uint8_t *data, size_t len);
 int sim_send_user(struct sim *s, int i, int to, const uint8_t *data, size_t len, bool reliable);
 void sim_leave_node(struct sim *s, int i, int64_t timeout_ms);
+
+/* ---- TAP output shared by the scenario programs ---- */
+
+/* "ok N - …" or "not ok N - …"; returns cond. */
+bool sim_ok(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "# …": a figure or an explanation. */
+void sim_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints the plan ("1..N") and returns the exit code: 1 if any check failed. */
+int sim_tap_end(void);
+static inline double sim_secs(int64_t ms)
+{
+	return (double)ms / 1000.0;
+}

@@ -69,39 +69,6 @@
 #define STEP_MS		 20 /* longest stretch of gossip run between two looks at the model */
 #define MONITOR_MS	 1000
 
-/* ---- TAP ---- */
-
-static int tap_n, tap_failed;
-
-static bool ok(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	printf("%s %d - ", cond ? "ok" : "not ok", ++tap_n);
-	vprintf(fmt, ap);
-	printf("\n");
-	va_end(ap);
-	fflush(stdout);
-	tap_failed += !cond;
-	return cond;
-}
-
-static void note(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	printf("# ");
-	vprintf(fmt, ap);
-	printf("\n");
-	va_end(ap);
-	fflush(stdout);
-}
-
-static double secs(int64_t ms)
-{
-	return (double)ms / 1000.0;
-}
-
 /* ---- the model ---- */
 
 /* One node's state for one entry (node/cluster.c's slot_state plus the cache's view). */
@@ -826,8 +793,9 @@ static struct run *run_new(uint64_t seed, size_t n, double loss)
 	}
 	int joined = sim_join_all(r->s);
 	int64_t conv = sim_wait_converged(r->s, NULL, 100, 60000);
-	ok(joined == (int)n - 1 && conv >= 0, "N=%zu forms (%d/%zu joins, views full after %.1f s)",
-	   n, joined, n - 1, secs(conv));
+	sim_ok(joined == (int)n - 1 && conv >= 0,
+	       "N=%zu forms (%d/%zu joins, views full after %.1f s)", n, joined, n - 1,
+	       sim_secs(conv));
 	sim_set_loss(r->s, loss);
 	r->next_monitor_ms = r->s->now_ms;
 	return r;
@@ -892,10 +860,10 @@ static double mean(const struct wstats *w)
 
 static void print_stats(const char *what, const struct wstats *w)
 {
-	note("%s: %zu windows (at least %zu per entry), %zu fetches: %.3f per window, max %zu, "
-	     "%zu windows over 1; %zu redundant; by rank 0/1/2/3+: %zu/%zu/%zu/%zu",
-	     what, w->windows, w->min_per_entry, w->fetches, mean(w), w->max, w->over1,
-	     w->redundant, w->by_rank[0], w->by_rank[1], w->by_rank[2], w->by_rank[3]);
+	sim_note("%s: %zu windows (at least %zu per entry), %zu fetches: %.3f per window, max %zu, "
+		 "%zu windows over 1; %zu redundant; by rank 0/1/2/3+: %zu/%zu/%zu/%zu",
+		 what, w->windows, w->min_per_entry, w->fetches, mean(w), w->max, w->over1,
+		 w->redundant, w->by_rank[0], w->by_rank[1], w->by_rank[2], w->by_rank[3]);
 }
 
 static void print_traffic(const struct run *r, const char *what)
@@ -910,18 +878,18 @@ static void print_traffic(const struct run *r, const char *what)
 		relays += nd->relays;
 		digests += nd->digests;
 	}
-	note("%s: %" PRIu64 " announcements, %" PRIu64 " relays, %" PRIu64 " pulls (%" PRIu64
-	     " brought a newer response), %" PRIu64 " owner asks, %" PRIu64
-	     " digests; at most %zu (node, entry) pairs held an expired response",
-	     what, ann, relays, pulls, newer, asks, digests, r->expired_max);
+	sim_note("%s: %" PRIu64 " announcements, %" PRIu64 " relays, %" PRIu64 " pulls (%" PRIu64
+		 " brought a newer response), %" PRIu64 " owner asks, %" PRIu64
+		 " digests; at most %zu (node, entry) pairs held an expired response",
+		 what, ann, relays, pulls, newer, asks, digests, r->expired_max);
 }
 
 static void check_clean(struct run *r, const char *what)
 {
 	size_t stale = sim_stale_streams(r->s);
-	ok(r->s->errors == 0 && stale == 0,
-	   "%s: no simulator-detected misbehaviour (%u errors, %zu streams left open)", what,
-	   r->s->errors, stale);
+	sim_ok(r->s->errors == 0 && stale == 0,
+	       "%s: no simulator-detected misbehaviour (%u errors, %zu streams left open)", what,
+	       r->s->errors, stale);
 }
 
 /* ---- a. steady state ---- */
@@ -934,16 +902,17 @@ static void scenario_steady(uint64_t seed, size_t n, double loss)
 	struct wstats w = win_stats(r, 0, INT64_MAX);
 	char what[64];
 	snprintf(what, sizeof(what), "steady N=%zu loss %.0f%%", n, loss * 100);
-	double span = secs(r->s->now_ms - t0);
-	note("%s: %.0f s simulated; per validity period (%d s) that is %.2f fetches per entry",
-	     what, span, VALIDITY_S, (double)w.fetches / (double)r->ne / (span / VALIDITY_S));
+	double span = sim_secs(r->s->now_ms - t0);
+	sim_note("%s: %.0f s simulated; per validity period (%d s) that is %.2f fetches per entry",
+		 what, span, VALIDITY_S, (double)w.fetches / (double)r->ne / (span / VALIDITY_S));
 	print_stats(what, &w);
 	print_traffic(r, what);
-	ok(w.min_per_entry >= 3, "%s: at least 3 windows per entry (%zu)", what, w.min_per_entry);
-	ok(w.max == 1, "%s: one fetch per entry per window (mean %.3f, max %zu)", what, mean(&w),
-	   w.max);
-	ok(r->expired_max == 0, "%s: no node ever held an expired response (%zu)", what,
-	   r->expired_max);
+	sim_ok(w.min_per_entry >= 3, "%s: at least 3 windows per entry (%zu)", what,
+	       w.min_per_entry);
+	sim_ok(w.max == 1, "%s: one fetch per entry per window (mean %.3f, max %zu)", what,
+	       mean(&w), w.max);
+	sim_ok(r->expired_max == 0, "%s: no node ever held an expired response (%zu)", what,
+	       r->expired_max);
 	check_clean(r, what);
 	run_free(r);
 }
@@ -961,9 +930,10 @@ static void scenario_crash(uint64_t seed, size_t n)
 	while (r->kill_armed)
 		run_for(r, 1000);
 	int v = r->victim;
-	note("%s: %s killed at %.3f s in the middle of its fetch of entry %u; it stood first for "
-	     "%zu more entries due within Δ",
-	     what, r->s->nodes[v].name, secs(r->killed_ms), r->victim_entry, r->victim_due);
+	sim_note("%s: %s killed at %.3f s in the middle of its fetch of entry %u; it stood first "
+		 "for "
+		 "%zu more entries due within Δ",
+		 what, r->s->nodes[v].name, sim_secs(r->killed_ms), r->victim_entry, r->victim_due);
 	run_for(r, 1000000);
 	/* Detection, for the record. */
 	int64_t all = -1;
@@ -973,8 +943,8 @@ static void scenario_crash(uint64_t seed, size_t n)
 			seen++;
 			all = r->s->leaves[k].t_ms - r->killed_ms;
 		}
-	note("%s: %zu peers declared it dead, the last %.1f s after the crash", what, seen,
-	     secs(all));
+	sim_note("%s: %zu peers declared it dead, the last %.1f s after the crash", what, seen,
+		 sim_secs(all));
 	size_t aff = 0, aff_max = 0, aff_two = 0, other_max = 0, other = 0;
 	for (uint32_t e = 0; e < r->ne; e++) {
 		const struct ent *en = &r->ents[e];
@@ -995,15 +965,16 @@ static void scenario_crash(uint64_t seed, size_t n)
 	struct wstats w = win_stats(r, 0, INT64_MAX);
 	print_stats(what, &w);
 	print_traffic(r, what);
-	note("%s: the %zu windows the crash hit cost at most %zu fetches (%zu cost 2); the other "
-	     "%zu at most %zu",
-	     what, aff, aff_max, aff_two, other, other_max);
-	ok(aff >= 1 && aff_max <= 2, "%s: windows the crash hit cost ≤ 2 fetches (max %zu of %zu)",
-	   what, aff_max, aff);
-	ok(other_max == 1, "%s: every other window costs 1 (max %zu over %zu)", what, other_max,
-	   other);
-	ok(r->expired_max == 0, "%s: no node ever held an expired response (%zu)", what,
-	   r->expired_max);
+	sim_note("%s: the %zu windows the crash hit cost at most %zu fetches (%zu cost 2); the "
+		 "other "
+		 "%zu at most %zu",
+		 what, aff, aff_max, aff_two, other, other_max);
+	sim_ok(aff >= 1 && aff_max <= 2,
+	       "%s: windows the crash hit cost ≤ 2 fetches (max %zu of %zu)", what, aff_max, aff);
+	sim_ok(other_max == 1, "%s: every other window costs 1 (max %zu over %zu)", what, other_max,
+	       other);
+	sim_ok(r->expired_max == 0, "%s: no node ever held an expired response (%zu)", what,
+	       r->expired_max);
 	check_clean(r, what);
 	run_free(r);
 }
@@ -1079,35 +1050,37 @@ static void scenario_partition(uint64_t seed)
 			total_max = x->fetches > total_max ? x->fetches : total_max;
 		}
 	}
-	note("%s: split at %.0f s for %.0f s; %zu windows had fetches during it, %zu on both "
-	     "sides; per side at most %zu, in all at most %zu",
-	     what, secs(split_ms), secs(len_ms), split_windows, both, side_max, total_max);
+	sim_note("%s: split at %.0f s for %.0f s; %zu windows had fetches during it, %zu on both "
+		 "sides; per side at most %zu, in all at most %zu",
+		 what, sim_secs(split_ms), sim_secs(len_ms), split_windows, both, side_max,
+		 total_max);
 	struct wstats during = win_stats(r, split_ms, heal_ms);
-	note("%s: %zu fetches during the split (%zu redundant)", what,
-	     during.by_rank[0] + during.by_rank[1] + during.by_rank[2] + during.by_rank[3],
-	     during.redundant);
-	ok(split_windows > 0 && side_max <= 1 && total_max <= 2,
-	   "%s: ≤ 1 fetch per entry per window per side (max %zu), ≤ 2 in all (max %zu)", what,
-	   side_max, total_max);
-	note("%s: at the heal %zu of %zu entries differed between nodes; views full after %.1f s, "
-	     "every node held the newest response of every entry after %.1f s",
-	     what, differ, r->ne, secs(views), secs(data));
-	ok(views >= 0 && data >= 0,
-	   "%s: after the heal every node converges to the newest thisUpdate (%.1f s)", what,
-	   secs(data));
+	sim_note("%s: %zu fetches during the split (%zu redundant)", what,
+		 during.by_rank[0] + during.by_rank[1] + during.by_rank[2] + during.by_rank[3],
+		 during.redundant);
+	sim_ok(split_windows > 0 && side_max <= 1 && total_max <= 2,
+	       "%s: ≤ 1 fetch per entry per window per side (max %zu), ≤ 2 in all (max %zu)", what,
+	       side_max, total_max);
+	sim_note("%s: at the heal %zu of %zu entries differed between nodes; views full after %.1f "
+		 "s, "
+		 "every node held the newest response of every entry after %.1f s",
+		 what, differ, r->ne, sim_secs(views), sim_secs(data));
+	sim_ok(views >= 0 && data >= 0,
+	       "%s: after the heal every node converges to the newest thisUpdate (%.1f s)", what,
+	       sim_secs(data));
 	struct wstats heal = win_stats(r, heal_ms, conv_ms);
-	note("%s: %zu fetches between the heal and convergence, %zu of them redundant (a newer "
-	     "response was reachable)",
-	     what, heal.by_rank[0] + heal.by_rank[1] + heal.by_rank[2] + heal.by_rank[3],
-	     heal.redundant);
+	sim_note("%s: %zu fetches between the heal and convergence, %zu of them redundant (a newer "
+		 "response was reachable)",
+		 what, heal.by_rank[0] + heal.by_rank[1] + heal.by_rank[2] + heal.by_rank[3],
+		 heal.redundant);
 	struct wstats after = win_stats(r, conv_ms, INT64_MAX);
 	print_stats("partition, after convergence", &after);
 	print_traffic(r, what);
-	ok(after.windows > 0 && after.max == 1,
-	   "%s: after convergence one fetch per entry per window (mean %.3f, max %zu over %zu)",
-	   what, mean(&after), after.max, after.windows);
-	ok(r->expired_max == 0, "%s: no node ever held an expired response (%zu)", what,
-	   r->expired_max);
+	sim_ok(after.windows > 0 && after.max == 1,
+	       "%s: after convergence one fetch per entry per window (mean %.3f, max %zu over %zu)",
+	       what, mean(&after), after.max, after.windows);
+	sim_ok(r->expired_max == 0, "%s: no node ever held an expired response (%zu)", what,
+	       r->expired_max);
 	check_clean(r, what);
 	run_free(r);
 }
@@ -1145,15 +1118,16 @@ static void scenario_churn(uint64_t seed)
 			}
 			node_kill(r, i);
 			away = i;
-			note("%s: %.3f s %s %s", what, secs(r->s->now_ms), r->s->nodes[i].name,
-			     minute % 4 == 0 ? "left" : "crashed");
+			sim_note("%s: %.3f s %s %s", what, sim_secs(r->s->now_ms),
+				 r->s->nodes[i].name, minute % 4 == 0 ? "left" : "crashed");
 		} else {
 			int seed_node;
 			do
 				seed_node = (int)rng_below(&r->rng, n);
 			while (!r->nodes[seed_node].alive);
-			note("%s: %.3f s %s restarts, joins through %s", what, secs(r->s->now_ms),
-			     r->s->nodes[away].name, r->s->nodes[seed_node].name);
+			sim_note("%s: %.3f s %s restarts, joins through %s", what,
+				 sim_secs(r->s->now_ms), r->s->nodes[away].name,
+				 r->s->nodes[seed_node].name);
 			int j = node_restart(r, away, seed_node);
 			joins += j > 0;
 			away = -1;
@@ -1163,8 +1137,8 @@ static void scenario_churn(uint64_t seed)
 	int64_t t1 = r->s->now_ms;
 	/* Let the last windows close. */
 	run_for(r, 120000);
-	note("%s: %u graceful leaves, %u crashes, %u rejoins (one event a minute for %.0f s)", what,
-	     leaves, crashes, joins, secs(t1 - t0));
+	sim_note("%s: %u graceful leaves, %u crashes, %u rejoins (one event a minute for %.0f s)",
+		 what, leaves, crashes, joins, sim_secs(t1 - t0));
 	struct wstats w = win_stats(r, t0, t1);
 	print_stats(what, &w);
 	print_traffic(r, what);
@@ -1176,16 +1150,16 @@ static void scenario_churn(uint64_t seed)
 			if (en->w[m].gen == f->gen)
 				x = &en->w[m];
 		if (f->t_ms >= t0 && x && x->fetches > 1)
-			note("%s: entry %u, window of thisUpdate %" PRId64
-			     " s: fetch by %s at %.3f s, rank %u%s",
-			     what, f->entry, f->gen - EPOCH_S, r->s->nodes[f->node].name,
-			     secs(f->t_ms), f->rank, f->redundant ? ", redundant" : "");
+			sim_note("%s: entry %u, window of thisUpdate %" PRId64
+				 " s: fetch by %s at %.3f s, rank %u%s",
+				 what, f->entry, f->gen - EPOCH_S, r->s->nodes[f->node].name,
+				 sim_secs(f->t_ms), f->rank, f->redundant ? ", redundant" : "");
 	}
-	ok(w.windows > 0 && mean(&w) <= 1.1,
-	   "%s: fetches per entry per window ≤ 1.1 (mean %.3f, max %zu, %zu windows over 1)", what,
-	   mean(&w), w.max, w.over1);
-	ok(r->expired_max == 0, "%s: no node ever held an expired response (%zu)", what,
-	   r->expired_max);
+	sim_ok(w.windows > 0 && mean(&w) <= 1.1,
+	       "%s: fetches per entry per window ≤ 1.1 (mean %.3f, max %zu, %zu windows over 1)",
+	       what, mean(&w), w.max, w.over1);
+	sim_ok(r->expired_max == 0, "%s: no node ever held an expired response (%zu)", what,
+	       r->expired_max);
 	check_clean(r, what);
 	run_free(r);
 }
@@ -1219,13 +1193,13 @@ static void storm_run(uint64_t seed, const char *what)
 	run_for(r, 600000);
 	struct wstats w = win_stats(r, t0, t0 + 300000);
 	print_stats(what, &w);
-	note("%s: %" PRIu64 " late asks (asking the owner after our own turn had come)", what,
-	     r->late_asks);
-	ok(w.windows > 0 && w.max == 1,
-	   "%s: one fetch per entry per window (mean %.3f, max %zu, %zu over 1)", what, mean(&w),
-	   w.max, w.over1);
-	ok(r->expired_max == 0, "%s: no node ever held an expired response (%zu)", what,
-	   r->expired_max);
+	sim_note("%s: %" PRIu64 " late asks (asking the owner after our own turn had come)", what,
+		 r->late_asks);
+	sim_ok(w.windows > 0 && w.max == 1,
+	       "%s: one fetch per entry per window (mean %.3f, max %zu, %zu over 1)", what,
+	       mean(&w), w.max, w.over1);
+	sim_ok(r->expired_max == 0, "%s: no node ever held an expired response (%zu)", what,
+	       r->expired_max);
 	check_clean(r, what);
 	run_free(r);
 }
@@ -1281,21 +1255,22 @@ static void stuck_run(uint64_t seed, bool unchanged, const char *what)
 	struct wstats w = win_stats(r, t0, INT64_MAX);
 	print_stats(what, &w);
 	print_traffic(r, what);
-	note("%s: %zu windows of n00's entries refreshed: first fetch %.1f s after base on "
-	     "average, at worst %.1f s, %zu later than Δ + 2 s; n00 tried %" PRIu64 " times",
-	     what, windows, windows ? sum / (double)windows / 1000 : 0, secs(worst), late,
-	     r->failed_attempts);
+	sim_note("%s: %zu windows of n00's entries refreshed: first fetch %.1f s after base on "
+		 "average, at worst %.1f s, %zu later than Δ + 2 s; n00 tried %" PRIu64 " times",
+		 what, windows, windows ? sum / (double)windows / 1000 : 0, sim_secs(worst), late,
+		 r->failed_attempts);
 	if (!unchanged) {
-		ok(windows > 0 && late == 0,
-		   "%s: rank 1 steps in at base + Δ (worst %.1f s after base)", what, secs(worst));
-		ok(r->expired_max == 0, "%s: no node ever held an expired response (%zu)", what,
-		   r->expired_max);
+		sim_ok(windows > 0 && late == 0,
+		       "%s: rank 1 steps in at base + Δ (worst %.1f s after base)", what,
+		       sim_secs(worst));
+		sim_ok(r->expired_max == 0, "%s: no node ever held an expired response (%zu)", what,
+		       r->expired_max);
 	} else {
-		note("%s: up to %zu (node, entry) pairs held an expired response, %" PRIu64
-		     " pair-seconds in all",
-		     what, r->expired_max, r->expired_node_s);
+		sim_note("%s: up to %zu (node, entry) pairs held an expired response, %" PRIu64
+			 " pair-seconds in all",
+			 what, r->expired_max, r->expired_node_s);
 	}
-	ok(w.max == 1, "%s: still one fetch per window (max %zu)", what, w.max);
+	sim_ok(w.max == 1, "%s: still one fetch per window (max %zu)", what, w.max);
 	check_clean(r, what);
 	run_free(r);
 }
@@ -1336,6 +1311,5 @@ int main(int argc, char **argv)
 		fprintf(stderr, "unknown scenario %s\n", sc);
 		return 2;
 	}
-	printf("1..%d\n", tap_n);
-	return tap_failed ? 1 : 0;
+	return sim_tap_end();
 }

@@ -16,39 +16,6 @@
 #include "proto/mem.h"
 #include "tests/sim/sim.h"
 
-/* ---- TAP ---- */
-
-static int tap_n, tap_failed;
-
-static bool ok(bool cond, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	printf("%s %d - ", cond ? "ok" : "not ok", ++tap_n);
-	vprintf(fmt, ap);
-	printf("\n");
-	va_end(ap);
-	fflush(stdout);
-	tap_failed += !cond;
-	return cond;
-}
-
-static void note(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	printf("# ");
-	vprintf(fmt, ap);
-	printf("\n");
-	va_end(ap);
-	fflush(stdout);
-}
-
-static double secs(int64_t ms)
-{
-	return (double)ms / 1000.0;
-}
-
 /* A long soak: full length, or a quarter with SIM_QUICK (sanitizer builds). */
 static int64_t soak(int64_t ms)
 {
@@ -66,9 +33,9 @@ static struct sim *formed(const struct sim_cfg *cfg)
 	struct sim *s = sim_new(cfg);
 	int joined = sim_join_all(s);
 	int64_t conv = sim_wait_converged(s, NULL, 100, 120000);
-	if (!ok(joined == (int)cfg->n - 1 && conv >= 0,
-		"N=%zu forms: %d/%zu joins answered, views full %.1f s after the last join", cfg->n,
-		joined, cfg->n - 1, secs(conv))) {
+	if (!sim_ok(joined == (int)cfg->n - 1 && conv >= 0,
+		    "N=%zu forms: %d/%zu joins answered, views full %.1f s after the last join",
+		    cfg->n, joined, cfg->n - 1, sim_secs(conv))) {
 		sim_free(s);
 		return NULL;
 	}
@@ -78,9 +45,9 @@ static struct sim *formed(const struct sim_cfg *cfg)
 static void check_clean(struct sim *s, const char *what)
 {
 	size_t stale = sim_stale_streams(s);
-	ok(s->errors == 0 && stale == 0,
-	   "%s: no simulator-detected misbehaviour (%u errors, %zu streams left open)", what,
-	   s->errors, stale);
+	sim_ok(s->errors == 0 && stale == 0,
+	       "%s: no simulator-detected misbehaviour (%u errors, %zu streams left open)", what,
+	       s->errors, stale);
 }
 
 /* Leave events about `subject` (-1: any) whose subject is not in `dead` (may be NULL), from
@@ -114,11 +81,12 @@ static void scenario_load(uint64_t seed)
 		uint64_t before = sim_udp_sent(s);
 		int64_t span = soak(60000);
 		sim_run_for(s, span);
-		double rate = (double)(sim_udp_sent(s) - before) / (double)ns[k] / secs(span);
-		note("load N=%zu: %.3f packets/node/s over %.0f s", ns[k], rate, secs(span));
-		ok(rate >= 1.8 && rate <= 2.2, "load N=%zu: %.2f packets/node/s within 2.0 ± 0.2",
-		   ns[k], rate);
-		ok(s->nleaves == 0, "load N=%zu: no leave events (%zu)", ns[k], s->nleaves);
+		double rate = (double)(sim_udp_sent(s) - before) / (double)ns[k] / sim_secs(span);
+		sim_note("load N=%zu: %.3f packets/node/s over %.0f s", ns[k], rate,
+			 sim_secs(span));
+		sim_ok(rate >= 1.8 && rate <= 2.2,
+		       "load N=%zu: %.2f packets/node/s within 2.0 ± 0.2", ns[k], rate);
+		sim_ok(s->nleaves == 0, "load N=%zu: no leave events (%zu)", ns[k], s->nleaves);
 		check_clean(s, "load");
 		sim_free(s);
 	}
@@ -146,16 +114,16 @@ static void loss_run(uint64_t seed, size_t n, double p, bool tcp, double tcp_fai
 	uint64_t susp2 = 0;
 	for (size_t i = 0; i < n; i++)
 		susp2 += s->nodes[i].suspects;
-	double rate = (double)(sim_udp_sent(s) - sent) / (double)n / secs(span);
-	note("loss N=%zu p=%.0f%% tcp=%s: %zu false leave events, %" PRIu64
-	     " suspicions, %.2f packets/node/s over %.0f s",
-	     n, p * 100,
-	     !tcp	    ? "off"
-	     : tcp_fail > 0 ? "on, 30% of connections cut"
-			    : "on",
-	     fl, susp2 - suspects, rate, secs(span));
+	double rate = (double)(sim_udp_sent(s) - sent) / (double)n / sim_secs(span);
+	sim_note("loss N=%zu p=%.0f%% tcp=%s: %zu false leave events, %" PRIu64
+		 " suspicions, %.2f packets/node/s over %.0f s",
+		 n, p * 100,
+		 !tcp		? "off"
+		 : tcp_fail > 0 ? "on, 30% of connections cut"
+				: "on",
+		 fl, susp2 - suspects, rate, sim_secs(span));
 	if (assert_zero)
-		ok(fl == 0, "loss N=%zu p=%.0f%%: zero false deaths (%zu)", n, p * 100, fl);
+		sim_ok(fl == 0, "loss N=%zu p=%.0f%%: zero false deaths (%zu)", n, p * 100, fl);
 	check_clean(s, "loss");
 	sim_free(s);
 }
@@ -257,10 +225,12 @@ static void scenario_detect(uint64_t seed)
 			bool done = detect_once(s, (int)n - 1, &r);
 			bool others = false_leaves(s, 0, NULL, -1) != n - 1;
 			if (done) {
-				note("detect N=%zu trial %d: first suspicion %.2f s, first death "
-				     "%.2f s, "
-				     "all %.2f s",
-				     n, t, secs(r.suspect), secs(r.first), secs(r.all));
+				sim_note("detect N=%zu trial %d: first suspicion %.2f s, first "
+					 "death "
+					 "%.2f s, "
+					 "all %.2f s",
+					 n, t, sim_secs(r.suspect), sim_secs(r.first),
+					 sim_secs(r.all));
 				sum_susp += (double)r.suspect;
 				sum_first += (double)r.first;
 				sum_all += (double)r.all;
@@ -268,25 +238,27 @@ static void scenario_detect(uint64_t seed)
 				within += r.all <= bound;
 				good++;
 			}
-			ok(done && !others,
-			   "detect N=%zu trial %d: every peer declares it dead, "
-			   "nobody else",
-			   n, t);
+			sim_ok(done && !others,
+			       "detect N=%zu trial %d: every peer declares it dead, "
+			       "nobody else",
+			       n, t);
 			check_clean(s, "detect");
 			sim_free(s);
 		}
 		if (good == 0)
 			continue;
 		double mean_all = sum_all / good;
-		note("detect N=%zu: mean first suspicion %.2f s (%.2f probe intervals), mean first "
-		     "death %.2f s, mean all %.2f s, max all %.2f s, %d/%d within %.2f s",
-		     n, sum_susp / good / 1000, sum_susp / good / (double)prof.probe_interval_ms,
-		     sum_first / good / 1000, mean_all / 1000, secs(max_all), within, good,
-		     secs(bound));
-		ok(mean_all <= (double)bound,
-		   "detect N=%zu: all peers within suspicion-min + 3 probe intervals on average "
-		   "(%.2f ≤ %.2f s)",
-		   n, mean_all / 1000, secs(bound));
+		sim_note("detect N=%zu: mean first suspicion %.2f s (%.2f probe intervals), mean "
+			 "first "
+			 "death %.2f s, mean all %.2f s, max all %.2f s, %d/%d within %.2f s",
+			 n, sum_susp / good / 1000,
+			 sum_susp / good / (double)prof.probe_interval_ms, sum_first / good / 1000,
+			 mean_all / 1000, sim_secs(max_all), within, good, sim_secs(bound));
+		sim_ok(mean_all <= (double)bound,
+		       "detect N=%zu: all peers within suspicion-min + 3 probe intervals on "
+		       "average "
+		       "(%.2f ≤ %.2f s)",
+		       n, mean_all / 1000, sim_secs(bound));
 		/* Individual trials are reported, not bounded: the first probe of the victim
 		 * can come several probe intervals late (every peer walks its own shuffled
 		 * round; rounds that started together stay in step), which memberlist shows
@@ -372,18 +344,19 @@ static void scenario_lifeguard(uint64_t seed)
 			lifeguard_run(seed + k * 10 + r, true, &levels[k], &lg);
 			lifeguard_run(seed + k * 10 + r, false, &levels[k], &sw);
 		}
-		note("lifeguard [%s]: Lifeguard %zu false deaths of healthy nodes, frozen node "
-		     "declared dead %zu times, %" PRIu64 " suspicions (3 runs)",
-		     levels[k].what, lg.healthy_fp, lg.frozen_deaths, lg.suspicions);
-		note("lifeguard [%s]: plain SWIM %zu false deaths of healthy nodes, frozen node "
-		     "declared dead %zu times, %" PRIu64 " suspicions (3 runs)",
-		     levels[k].what, sw.healthy_fp, sw.frozen_deaths, sw.suspicions);
-		ok(lg.healthy_fp == 0, "lifeguard [%s]: no healthy node declared dead (%zu)",
-		   levels[k].what, lg.healthy_fp);
+		sim_note("lifeguard [%s]: Lifeguard %zu false deaths of healthy nodes, frozen node "
+			 "declared dead %zu times, %" PRIu64 " suspicions (3 runs)",
+			 levels[k].what, lg.healthy_fp, lg.frozen_deaths, lg.suspicions);
+		sim_note(
+			"lifeguard [%s]: plain SWIM %zu false deaths of healthy nodes, frozen node "
+			"declared dead %zu times, %" PRIu64 " suspicions (3 runs)",
+			levels[k].what, sw.healthy_fp, sw.frozen_deaths, sw.suspicions);
+		sim_ok(lg.healthy_fp == 0, "lifeguard [%s]: no healthy node declared dead (%zu)",
+		       levels[k].what, lg.healthy_fp);
 		if (k == nl - 1)
-			ok(sw.healthy_fp > 0,
-			   "lifeguard [%s]: plain SWIM declares healthy nodes dead (%zu)",
-			   levels[k].what, sw.healthy_fp);
+			sim_ok(sw.healthy_fp > 0,
+			       "lifeguard [%s]: plain SWIM declares healthy nodes dead (%zu)",
+			       levels[k].what, sw.healthy_fp);
 	}
 }
 
@@ -417,13 +390,13 @@ static int64_t partition_run(uint64_t seed, int64_t split_ms, int64_t wait_ms, b
 		min_view = v < min_view ? v : min_view;
 		max_view = v > max_view ? v : max_view;
 	}
-	note("partition %.0f s%s: views at heal time %zu..%zu alive", secs(split_ms),
-	     reconnect ? "" : " (no reconnect)", min_view, max_view);
+	sim_note("partition %.0f s%s: views at heal time %zu..%zu alive", sim_secs(split_ms),
+		 reconnect ? "" : " (no reconnect)", min_view, max_view);
 	sim_partition(s, NULL);
 	int64_t heal = sim_wait_converged(s, NULL, 100, wait_ms);
-	note("partition %.0f s%s: %s %.1f s after the heal", secs(split_ms),
-	     reconnect ? "" : " (no reconnect)", heal >= 0 ? "all views full" : "still split",
-	     secs(heal >= 0 ? heal : wait_ms));
+	sim_note("partition %.0f s%s: %s %.1f s after the heal", sim_secs(split_ms),
+		 reconnect ? "" : " (no reconnect)", heal >= 0 ? "all views full" : "still split",
+		 sim_secs(heal >= 0 ? heal : wait_ms));
 	check_clean(s, "partition");
 	sim_free(s);
 	return heal;
@@ -443,15 +416,15 @@ static void scenario_partition(uint64_t seed)
 	 */
 	int64_t bound = p.reconnect_interval_ms + p.push_pull_interval_ms + 5000;
 	int64_t h = partition_run(seed, 15000, 300000, true);
-	ok(h >= 0 && h <= bound, "partition 15 s heals within %.0f s (%.1f s)", secs(bound),
-	   secs(h));
+	sim_ok(h >= 0 && h <= bound, "partition 15 s heals within %.0f s (%.1f s)", sim_secs(bound),
+	       sim_secs(h));
 	h = partition_run(seed + 1, 90000, 300000, true);
-	ok(h >= 0 && h <= bound, "partition 90 s heals within %.0f s (%.1f s)", secs(bound),
-	   secs(h));
+	sim_ok(h >= 0 && h <= bound, "partition 90 s heals within %.0f s (%.1f s)", sim_secs(bound),
+	       sim_secs(h));
 	/* The control: without B20 a partition longer than the reap time stays split, as
 	 * GOSSIP.md §3 measured on memberlist (each side has forgotten the other). */
 	h = partition_run(seed + 1, 90000, 150000, false);
-	ok(h < 0, "partition 90 s without the reconnect loop is still split 150 s later");
+	sim_ok(h < 0, "partition 90 s without the reconnect loop is still split 150 s later");
 
 	/* A one-way block (n09 hears n00, n00 never hears n09; TCP, which needs both ways, is
 	 * cut): n00's direct probes of n09 fail, the indirect ones through the others do not, so
@@ -463,13 +436,14 @@ static void scenario_partition(uint64_t seed)
 		uint64_t ind0 = st->indirect_probes;
 		sim_set_block(s, 9, 0, true);
 		sim_run_for(s, 120000);
-		note("one-way block n09 -> n00 for 120 s: n00 sent %" PRIu64
-		     " indirect probes, %zu leave events",
-		     st->indirect_probes - ind0, s->nleaves);
-		ok(st->indirect_probes > ind0 && s->nleaves == 0,
-		   "one-way block: probes go indirect, nobody is declared dead (%zu)", s->nleaves);
+		sim_note("one-way block n09 -> n00 for 120 s: n00 sent %" PRIu64
+			 " indirect probes, %zu leave events",
+			 st->indirect_probes - ind0, s->nleaves);
+		sim_ok(st->indirect_probes > ind0 && s->nleaves == 0,
+		       "one-way block: probes go indirect, nobody is declared dead (%zu)",
+		       s->nleaves);
 		sim_set_block(s, 9, 0, false);
-		ok(sim_wait_converged(s, NULL, 100, 30000) >= 0, "views full after the block");
+		sim_ok(sim_wait_converged(s, NULL, 100, 30000) >= 0, "views full after the block");
 		check_clean(s, "one-way block");
 		sim_free(s);
 	}
@@ -552,16 +526,17 @@ static void scenario_dissemination(uint64_t seed)
 	static const uint8_t bc1[] = "entry 41 refreshed by n07";
 	uint32_t limit = bcast_retransmit_limit(s->prof.retransmit_mult, n);
 	size_t reached = dis_broadcast(s, &d, 7, "entry41", bc1, sizeof(bc1), &last);
-	note("dissemination N=%zu, no relay: broadcast reached %zu/%zu nodes (limit %u "
-	     "transmissions)",
-	     n, reached, n - 1, limit);
+	sim_note("dissemination N=%zu, no relay: broadcast reached %zu/%zu nodes (limit %u "
+		 "transmissions)",
+		 n, reached, n - 1, limit);
 	/* No loss: every transmission is one delivery, to a random node (sometimes twice the
 	 * same: memberlist does not deduplicate either). */
-	ok(reached + d.dups == limit,
-	   "without relay a broadcast is delivered once per transmission: %zu nodes + %u "
-	   "repeats = %u",
-	   reached, d.dups, limit);
-	ok(gossip_pending_broadcasts(s->nodes[7].g) == 0, "the broadcast retires after its limit");
+	sim_ok(reached + d.dups == limit,
+	       "without relay a broadcast is delivered once per transmission: %zu nodes + %u "
+	       "repeats = %u",
+	       reached, d.dups, limit);
+	sim_ok(gossip_pending_broadcasts(s->nodes[7].g) == 0,
+	       "the broadcast retires after its limit");
 
 	/* With the application relaying what it has not seen yet (Serf's user events; what
 	 * node/cluster.c must do for cluster-wide news), it is an epidemic. */
@@ -569,15 +544,16 @@ static void scenario_dissemination(uint64_t seed)
 	d.relay_key = "entry42";
 	reached = dis_broadcast(s, &d, 7, "entry42", bc2, sizeof(bc2), &last);
 	d.relay_key = NULL;
-	note("dissemination N=%zu, relayed: broadcast reached %zu/%zu nodes in %.2f s", n, reached,
-	     n - 1, secs(last));
-	ok(reached == n - 1 && last <= 2000,
-	   "relayed, a broadcast reaches all %zu others within 2 s (%.2f s)", n - 1, secs(last));
+	sim_note("dissemination N=%zu, relayed: broadcast reached %zu/%zu nodes in %.2f s", n,
+		 reached, n - 1, sim_secs(last));
+	sim_ok(reached == n - 1 && last <= 2000,
+	       "relayed, a broadcast reaches all %zu others within 2 s (%.2f s)", n - 1,
+	       sim_secs(last));
 	sim_run_for(s, 10000);
 	size_t pending = 0;
 	for (size_t i = 0; i < n; i++)
 		pending += gossip_pending_broadcasts(s->nodes[i].g);
-	ok(pending == 0, "and every copy retires (%zu pending)", pending);
+	sim_ok(pending == 0, "and every copy retires (%zu pending)", pending);
 
 	/* Reliable (TCP) and best-effort (UDP) user messages to one node. */
 	static const uint8_t rel[] = "reliable hello from n03";
@@ -588,26 +564,27 @@ static void scenario_dissemination(uint64_t seed)
 	d.len = sizeof(rel);
 	d.dups = 0;
 	int64_t t0 = s->now_ms;
-	ok(sim_send_user(s, 3, 40, rel, sizeof(rel), true) == 0, "reliable user message sent");
+	sim_ok(sim_send_user(s, 3, 40, rel, sizeof(rel), true) == 0, "reliable user message sent");
 	sim_run_for(s, 2000);
-	note("dissemination: reliable user message arrived after %.3f s",
-	     d.got[40] >= 0 ? secs(d.got[40] - t0) : -1.0);
-	ok(d.got[40] >= 0, "reliable user message delivered to n40");
-	ok(d.dups == 0, "delivered once");
+	sim_note("dissemination: reliable user message arrived after %.3f s",
+		 d.got[40] >= 0 ? sim_secs(d.got[40] - t0) : -1.0);
+	sim_ok(d.got[40] >= 0, "reliable user message delivered to n40");
+	sim_ok(d.dups == 0, "delivered once");
 	for (size_t i = 0; i < n; i++)
 		d.got[i] = -1;
 	d.want = be;
 	d.len = sizeof(be);
 	t0 = s->now_ms;
-	ok(sim_send_user(s, 3, 40, be, sizeof(be), false) == 0, "best-effort user message sent");
+	sim_ok(sim_send_user(s, 3, 40, be, sizeof(be), false) == 0,
+	       "best-effort user message sent");
 	sim_run_for(s, 2000);
-	note("dissemination: best-effort user message arrived after %.3f s",
-	     d.got[40] >= 0 ? secs(d.got[40] - t0) : -1.0);
-	ok(d.got[40] >= 0, "best-effort user message delivered to n40");
+	sim_note("dissemination: best-effort user message arrived after %.3f s",
+		 d.got[40] >= 0 ? sim_secs(d.got[40] - t0) : -1.0);
+	sim_ok(d.got[40] >= 0, "best-effort user message delivered to n40");
 	size_t others = 0;
 	for (size_t i = 0; i < n; i++)
 		others += i != 40 && d.got[i] >= 0;
-	ok(others == 0, "and to nobody else (%zu)", others);
+	sim_ok(others == 0, "and to nobody else (%zu)", others);
 
 	/* A large reliable message (several packets' worth) goes whole over TCP. */
 	size_t big_len = 200000;
@@ -618,11 +595,11 @@ static void scenario_dissemination(uint64_t seed)
 		d.got[i] = -1;
 	d.want = big;
 	d.len = big_len;
-	ok(sim_send_user(s, 3, 41, big, big_len, true) == 0, "200 kB reliable message sent");
-	ok(sim_send_user(s, 3, 41, big, big_len, false) == -EMSGSIZE,
-	   "200 kB best-effort message refused (-EMSGSIZE)");
+	sim_ok(sim_send_user(s, 3, 41, big, big_len, true) == 0, "200 kB reliable message sent");
+	sim_ok(sim_send_user(s, 3, 41, big, big_len, false) == -EMSGSIZE,
+	       "200 kB best-effort message refused (-EMSGSIZE)");
 	sim_run_for(s, 2000);
-	ok(d.got[41] >= 0, "200 kB reliable message delivered intact");
+	sim_ok(d.got[41] >= 0, "200 kB reliable message delivered intact");
 	free(big);
 	d.want = NULL;
 	check_clean(s, "dissemination");
@@ -649,17 +626,17 @@ static void scenario_encryption(uint64_t seed)
 		joined += sim_join(s, i, 0, 5000) > 0;
 	bool skip[6] = {[5] = true};
 	int64_t conv = sim_wait_converged(s, skip, 100, 60000);
-	ok(joined == 4 && conv >= 0, "encrypted 5-node cluster forms (%d joins, %.1f s)", joined,
-	   secs(conv));
+	sim_ok(joined == 4 && conv >= 0, "encrypted 5-node cluster forms (%d joins, %.1f s)",
+	       joined, sim_secs(conv));
 	int r = sim_join(s, 5, 0, 15000);
-	ok(r == 0, "a node with another key cannot join (JOIN_DONE count %d)", r);
+	sim_ok(r == 0, "a node with another key cannot join (JOIN_DONE count %d)", r);
 	sim_run_for(s, 5000);
 	bool knows = false;
 	for (int i = 0; i < 5; i++)
 		knows |= sim_state(s, i, 5) >= 0;
-	ok(!knows, "nobody in the cluster learnt of the odd node");
+	sim_ok(!knows, "nobody in the cluster learnt of the odd node");
 	uint64_t dropped = gossip_get_stats(s->nodes[0].g)->packets_dropped;
-	ok(dropped > 0, "n00 dropped what it could not decrypt (%" PRIu64 ")", dropped);
+	sim_ok(dropped > 0, "n00 dropped what it could not decrypt (%" PRIu64 ")", dropped);
 
 	/* A minute at 20 % loss: indirect probes and encrypted TCP pings keep everyone alive. */
 	uint64_t tcp_ok = 0;
@@ -668,10 +645,11 @@ static void scenario_encryption(uint64_t seed)
 	sim_set_loss(s, 0);
 	for (int i = 0; i < 5; i++)
 		tcp_ok += gossip_get_stats(s->nodes[i].g)->tcp_probes_ok;
-	note("encryption: 60 s at 20%% loss, %" PRIu64 " probes rescued by TCP pings, %zu leave "
-	     "events",
-	     tcp_ok, s->nleaves);
-	ok(s->nleaves == 0 && tcp_ok > 0, "encrypted under loss: TCP pings work, nobody dies");
+	sim_note("encryption: 60 s at 20%% loss, %" PRIu64
+		 " probes rescued by TCP pings, %zu leave "
+		 "events",
+		 tcp_ok, s->nleaves);
+	sim_ok(s->nleaves == 0 && tcp_ok > 0, "encrypted under loss: TCP pings work, nobody dies");
 
 	/* A death is detected over encrypted packets. */
 	size_t mark = s->nleaves;
@@ -686,9 +664,9 @@ static void scenario_encryption(uint64_t seed)
 		if (seen >= 4)
 			all = s->now_ms - t0;
 	}
-	note("encryption: death of n04 known to all 4 peers after %.2f s", secs(all));
-	ok(all >= 0, "encrypted cluster detects a death (%.2f s)", secs(all));
-	ok(false_leaves(s, mark, NULL, -1) == 4, "and nothing else died");
+	sim_note("encryption: death of n04 known to all 4 peers after %.2f s", sim_secs(all));
+	sim_ok(all >= 0, "encrypted cluster detects a death (%.2f s)", sim_secs(all));
+	sim_ok(false_leaves(s, mark, NULL, -1) == 4, "and nothing else died");
 	check_clean(s, "encryption");
 	sim_free(s);
 }
@@ -711,16 +689,16 @@ static void scenario_leave(uint64_t seed)
 	sim_leave_node(s, 2, 5000);
 	while (s->nodes[2].leave_done == 0 && s->now_ms - t0 < 10000)
 		sim_run_for(s, 10);
-	note("leave: LEAVE_DONE after %.2f s", secs(s->now_ms - t0));
-	ok(s->nodes[2].leave_done == 1, "LEAVE_DONE arrives (%d)", s->nodes[2].leave_done);
-	ok(s->now_ms - t0 < 5000, "before the timeout (%.2f s)", secs(s->now_ms - t0));
+	sim_note("leave: LEAVE_DONE after %.2f s", sim_secs(s->now_ms - t0));
+	sim_ok(s->nodes[2].leave_done == 1, "LEAVE_DONE arrives (%d)", s->nodes[2].leave_done);
+	sim_ok(s->now_ms - t0 < 5000, "before the timeout (%.2f s)", sim_secs(s->now_ms - t0));
 	sim_kill(s, 2); /* the process exits after its leave */
 	sim_run_for(s, 15000);
 	bool all_left = true;
 	for (int i = 0; i < (int)n; i++)
 		if (i != 2)
 			all_left &= sim_state(s, i, 2) == GOSSIP_LEFT;
-	ok(all_left, "every other node sees n02 as left (not dead)");
+	sim_ok(all_left, "every other node sees n02 as left (not dead)");
 	size_t left_ev = 0, other_ev = 0;
 	for (size_t i = mark; i < s->nleaves; i++) {
 		const struct sim_leave *l = &s->leaves[i];
@@ -731,12 +709,13 @@ static void scenario_leave(uint64_t seed)
 		else
 			other_ev++;
 	}
-	ok(left_ev == n - 1 && other_ev == 0,
-	   "one leave event with state LEFT per peer (%zu), nothing else (%zu)", left_ev, other_ev);
+	sim_ok(left_ev == n - 1 && other_ev == 0,
+	       "one leave event with state LEFT per peer (%zu), nothing else (%zu)", left_ev,
+	       other_ev);
 	uint64_t susp = 0;
 	for (size_t i = 0; i < n; i++)
 		susp += s->nodes[i].suspects;
-	ok(susp == susp0, "a node that left is never suspected (%" PRIu64 ")", susp - susp0);
+	sim_ok(susp == susp0, "a node that left is never suspected (%" PRIu64 ")", susp - susp0);
 	check_clean(s, "leave");
 	sim_free(s);
 }
@@ -792,7 +771,7 @@ static void scenario_restart(uint64_t seed)
 	s->on_event = meta_event;
 	s->ud = &ms;
 	static const uint8_t meta[] = "role=fetcher";
-	ok(gossip_set_meta(s->nodes[1].g, meta, sizeof(meta)) == 0, "n01 sets its metadata");
+	sim_ok(gossip_set_meta(s->nodes[1].g, meta, sizeof(meta)) == 0, "n01 sets its metadata");
 	sim_run_for(s, 3000);
 	s->on_event = NULL;
 	size_t have = 0;
@@ -801,24 +780,24 @@ static void scenario_restart(uint64_t seed)
 		have += m && m->meta_len == sizeof(meta) &&
 			memcmp(m->meta, meta, sizeof(meta)) == 0;
 	}
-	ok(have == n && ms.updates == n - 1,
-	   "every node has n01's metadata (%zu/%zu), one update event per peer (%zu)", have, n,
-	   ms.updates);
+	sim_ok(have == n && ms.updates == n - 1,
+	       "every node has n01's metadata (%zu/%zu), one update event per peer (%zu)", have, n,
+	       ms.updates);
 
 	/* A crashed node that comes back with a fresh incarnation 1 refutes its death. */
 	size_t mark = s->nleaves;
 	sim_kill(s, 3);
 	int64_t dead = wait_all_leave(s, mark, 3, 60000);
-	ok(dead >= 0, "n03's crash is noticed (%.1f s)", secs(dead));
+	sim_ok(dead >= 0, "n03's crash is noticed (%.1f s)", sim_secs(dead));
 	sim_restart(s, 3);
 	int r = sim_join(s, 3, 0, 5000);
 	int64_t conv = sim_wait_converged(s, NULL, 100, 60000);
-	note("restart: crashed n03 rejoined, views full %.1f s later, incarnation %u", secs(conv),
-	     gossip_self(s->nodes[3].g)->incarnation);
-	ok(r == 1 && conv >= 0, "a crashed node restarts and rejoins (join %d, %.1f s)", r,
-	   secs(conv));
-	ok(gossip_self(s->nodes[3].g)->incarnation > 1,
-	   "it refuted its death with a newer incarnation");
+	sim_note("restart: crashed n03 rejoined, views full %.1f s later, incarnation %u",
+		 sim_secs(conv), gossip_self(s->nodes[3].g)->incarnation);
+	sim_ok(r == 1 && conv >= 0, "a crashed node restarts and rejoins (join %d, %.1f s)", r,
+	       sim_secs(conv));
+	sim_ok(gossip_self(s->nodes[3].g)->incarnation > 1,
+	       "it refuted its death with a newer incarnation");
 
 	/* A node that left comes back the same way. */
 	mark = s->nleaves;
@@ -827,18 +806,19 @@ static void scenario_restart(uint64_t seed)
 		sim_run_for(s, 10);
 	sim_kill(s, 4);
 	int64_t left = wait_all_leave(s, mark, 4, 10000);
-	ok(left >= 0, "n04's leave is known everywhere (%.1f s)", secs(left));
+	sim_ok(left >= 0, "n04's leave is known everywhere (%.1f s)", sim_secs(left));
 	sim_restart(s, 4);
 	r = sim_join(s, 4, 0, 5000);
 	conv = sim_wait_converged(s, NULL, 100, 60000);
-	ok(r == 1 && conv >= 0, "a node that left rejoins (join %d, %.1f s)", r, secs(conv));
+	sim_ok(r == 1 && conv >= 0, "a node that left rejoins (join %d, %.1f s)", r,
+	       sim_secs(conv));
 	sim_run_for(s, 30000);
-	ok(sim_converged(s, NULL), "and the views stay full");
+	sim_ok(sim_converged(s, NULL), "and the views stay full");
 	/* Only the crash and the leave were ever reported. */
 	size_t other = 0;
 	for (size_t k = 0; k < s->nleaves; k++)
 		other += s->leaves[k].subject != 3 && s->leaves[k].subject != 4;
-	ok(other == 0, "no other node was declared dead (%zu)", other);
+	sim_ok(other == 0, "no other node was declared dead (%zu)", other);
 	check_clean(s, "restart");
 	sim_free(s);
 }
@@ -858,7 +838,7 @@ int main(int argc, char **argv)
 	uint64_t seed = sim_seed(0x5eed0000u + (uint64_t)strlen(sc) * 7919u +
 				 (argc == 3 ? (uint64_t)atoi(argv[2]) : 0));
 	if (sim_quick())
-		note("SIM_QUICK: long soaks shortened to a quarter");
+		sim_note("SIM_QUICK: long soaks shortened to a quarter");
 	if (strcmp(sc, "load") == 0)
 		scenario_load(seed);
 	else if (strcmp(sc, "loss") == 0 && argc == 3)
@@ -881,6 +861,5 @@ int main(int argc, char **argv)
 		fprintf(stderr, "unknown scenario %s\n", sc);
 		return 2;
 	}
-	printf("1..%d\n", tap_n);
-	return tap_failed ? 1 : 0;
+	return sim_tap_end();
 }
