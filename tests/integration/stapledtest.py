@@ -624,6 +624,31 @@ class Env:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class BareEnv(Env):
+    """A temporary directory for stapled nodes and other processes (gossip peers, agents): no
+    PKI, no upstream. Whatever is appended to `others` (objects with .name and .proc) is stopped
+    at cleanup, and its log shown when the test failed."""
+
+    def __init__(self, test):  # pylint: disable=super-init-not-called
+        self.test = test
+        self.dir = tempfile.mkdtemp(prefix="stapled-it-%s-" % test.name)
+        self.pki = None
+        self.upstream = None
+        self.nodes = []
+        self.extra_upstreams = []
+        self.others = []
+
+    def cleanup(self, failed):
+        for o in self.others:
+            o.proc.stop(timeout=3)
+        if failed or os.environ.get("KEEP_TMP"):
+            for o in self.others:
+                print("# --- %s log (tail) ---" % o.name)
+                for line in o.proc.log()[-2500:].splitlines():
+                    print("#   " + line)
+        super().cleanup(failed)
+
+
 # --- raw HTTP ------------------------------------------------------------------------------------
 
 class HttpResponse:

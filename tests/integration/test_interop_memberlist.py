@@ -28,7 +28,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -93,22 +92,15 @@ print("# mlpeer: %s" % MLPEER_HOW.replace("mlpeer: ", "", 1), flush=True)
 
 # --- environment without a PKI -----------------------------------------------------------------
 
-class BareEnv(st.Env):
-    """A temporary directory for stapled nodes and peers; no PKI and no upstream are needed."""
+class PeerEnv(st.BareEnv):
+    """Stapled nodes and mlpeer processes (`peers`), and the stream taps of the test."""
 
-    def __init__(self, test):  # pylint: disable=super-init-not-called
-        self.test = test
-        self.dir = tempfile.mkdtemp(prefix="stapled-it-%s-" % test.name)
-        self.pki = None
-        self.upstream = None
-        self.nodes = []
-        self.extra_upstreams = []
-        self.peers = []
+    def __init__(self, test):
+        super().__init__(test)
+        self.peers = self.others
         self.taps = []
 
     def cleanup(self, failed):
-        for p in self.peers:
-            p.proc.stop(timeout=3)
         for tap in self.taps:
             tap.close()
         if failed or os.environ.get("KEEP_TMP"):
@@ -116,14 +108,11 @@ class BareEnv(st.Env):
                 print("# --- %s events (tail) ---" % p.name)
                 for e in p.events()[-15:]:
                     print("#   " + json.dumps({k: v for k, v in e.items() if k != "_at"}))
-                print("# --- %s log (tail) ---" % p.name)
-                for line in p.proc.log()[-2000:].splitlines():
-                    print("#   " + line)
         super().cleanup(failed)
 
 
 def new_env():
-    env = BareEnv(t)
+    env = PeerEnv(t)
     t.envs.append(env)
     return env
 

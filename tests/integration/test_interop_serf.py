@@ -20,7 +20,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 
 import stapledtest as st
@@ -47,31 +46,9 @@ _v = st.run([SERF, "version"], timeout=10)
 print("# %s" % " / ".join(_v.stdout.decode(errors="replace").strip().splitlines()), flush=True)
 
 
-class BareEnv(st.Env):
-    """A temporary directory for stapled nodes and serf agents; no PKI and no upstream."""
-
-    def __init__(self, test):  # pylint: disable=super-init-not-called
-        self.test = test
-        self.dir = tempfile.mkdtemp(prefix="stapled-it-%s-" % test.name)
-        self.pki = None
-        self.upstream = None
-        self.nodes = []
-        self.extra_upstreams = []
-        self.agents = []
-
-    def cleanup(self, failed):
-        for a in self.agents:
-            a.proc.stop(timeout=3)
-        if failed or os.environ.get("KEEP_TMP"):
-            for a in self.agents:
-                print("# --- %s log (tail) ---" % a.name)
-                for line in a.proc.log()[-2500:].splitlines():
-                    print("#   " + line)
-        super().cleanup(failed)
-
-
 def new_env():
-    env = BareEnv(t)
+    env = st.BareEnv(t)
+    env.agents = env.others
     t.envs.append(env)
     return env
 
