@@ -424,6 +424,19 @@ class Stapled:
         if code != 200:
             raise RuntimeError("/admin/refresh answered %d" % code)
 
+    def cluster_members(self):
+        """The members in this node's gossip view (/admin/members); [] if it does not answer."""
+        code, body = self.http_admin("GET", "/admin/members")
+        return json.loads(body)["members"] if code == 200 else []
+
+    def cluster_url(self):
+        """The responder URL this node advertises to its cluster peers."""
+        return next(m["http"] for m in self.cluster_members() if m["self"])
+
+    def member_state(self, name):
+        """alive, suspect, failed, left, or None when the member is not in the view."""
+        return next((m["state"] for m in self.cluster_members() if m["name"] == name), None)
+
     def stop(self, sig=signal.SIGTERM, timeout=15):
         rc = self.proc.stop(sig, timeout)
         _procs.remove(self.proc) if self.proc in _procs else None

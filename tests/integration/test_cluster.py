@@ -51,16 +51,8 @@ for i in range(N_NODES):
                                      "log_level": "info"}, name="n%d" % i))
 
 
-def members(node):
-    code, body = node.http_admin("GET", "/admin/members")
-    if code != 200:
-        return []
-    import json
-    return json.loads(body)["members"]
-
-
 def alive_count(node):
-    return sum(1 for m in members(node) if m["state"] == "alive")
+    return sum(1 for m in node.cluster_members() if m["state"] == "alive")
 
 
 def wait_full_views(nodes_up, what):

@@ -252,19 +252,6 @@ def write_keyring(path, keys):
     os.replace(path + ".tmp", path)
 
 
-def members(node):
-    code, body = node.http_admin("GET", "/admin/members")
-    return json.loads(body)["members"] if code == 200 else []
-
-
-def state_of(node, name):
-    return next((m["state"] for m in members(node) if m["name"] == name), None)
-
-
-def self_url(node):
-    return next(m["http"] for m in members(node) if m["self"])
-
-
 def messages(node):
     code, body = node.http_admin("GET", "/admin/cluster/messages")
     if code != 200:
@@ -287,7 +274,7 @@ def wait_states(pairs, timeout=20, what="member states"):
 
     def ok():
         for view, name, want in pairs:
-            got = view.state_of(name) if isinstance(view, Peer) else state_of(view, name)
+            got = view.state_of(name) if isinstance(view, Peer) else view.member_state(name)
             if got != want:
                 return False
         return True
@@ -466,7 +453,7 @@ def case_join_messages_failure(t):
     check_digest(ev, "c1", "stapled joins")
     m = a.member("c1")
     meta = base64.b64decode(m["meta"])
-    url = self_url(s)
+    url = s.cluster_url()
     t.ok(m["vsn"] == [1, 5, 2, 0, 0, 0] and meta[:1] == b"\xff" and b"http" in meta and
          url.encode() in meta,
          "mlpeer sees stapled's Vsn %s and Serf-style tags http=%s" % (m["vsn"], url), repr(m))
@@ -485,7 +472,7 @@ def case_join_messages_failure(t):
     ev = b.wait_event(lambda e: e["ev"] == "remote_state" and e["join"], 5, "remote_state")
     check_digest(ev, "c1", "mlpeer joins")
     t.ok(s.metric("stapled_gossip_push_pulls_total", result="failed") == 0 and
-         state_of(s, "go1") == "alive",
+         s.member_state("go1") == "alive",
          "stapled answered go2's push/pull (with its -state) and still sees everyone alive")
 
     exchange_messages(s, [a, b], "plain", big=True)
@@ -493,7 +480,7 @@ def case_join_messages_failure(t):
     # Failure detection: SIGKILL an mlpeer, then stapled.
     killed = now()
     b.proc.kill(signal.SIGKILL)
-    ok, took = wait(lambda: state_of(s, "go2") == "failed", 30, "stapled marks go2 failed")
+    ok, took = wait(lambda: s.member_state("go2") == "failed", 30, "stapled marks go2 failed")
     t.ok(ok and took <= DETECT_BOUND_S, "SIGKILLed mlpeer go2 marked failed by stapled in "
          "%.2f s (bound %.0f s)" % (took, DETECT_BOUND_S))
     ok, _ = wait(lambda: a.leave_event("go2"), 30, "go1 drops go2")
@@ -533,7 +520,7 @@ def case_compression_off(t):
 
     # Graceful leaves both ways: memberlist says "left", not "dead".
     b.leave()
-    ok, took = wait(lambda: state_of(s, "go2") == "left", 10, "stapled sees go2 left")
+    ok, took = wait(lambda: s.member_state("go2") == "left", 10, "stapled sees go2 left")
     t.ok(ok, "mlpeer's graceful leave: stapled shows go2 left after %.2f s" % took)
     s.stop(signal.SIGTERM)
     ok, took = wait(lambda: a.leave_event("c1"), 10, "go1 sees c1 leave")
@@ -573,16 +560,16 @@ def case_encryption(t, key_len):
     ready = x.wait_ready()
     err = " ".join((x.events("join_failed") or [{}])[0].get("err", "joined!").split())
     t.ok(ready["joined"] == 0 and x.events("join_failed") and
-         stays(lambda: state_of(s, "nokey") is None),
+         stays(lambda: s.member_state("nokey") is None),
          "%s: an mlpeer without a key cannot join stapled (it says: %s)" % (tag, err))
     y = Peer(env, "wrongkey", ["-key", other], join=s.gossip)
     ready = y.wait_ready()
-    t.ok(ready["joined"] == 0 and stays(lambda: state_of(s, "wrongkey") is None),
+    t.ok(ready["joined"] == 0 and stays(lambda: s.member_state("wrongkey") is None),
          "%s: an mlpeer with another key cannot join stapled" % tag)
     z = start_stapled(env, "c2-nokey", join=[a.addr])
     ok, took = wait(lambda: z.metric("stapled_gossip_push_pulls_total", result="failed") >= 1,
                     15, "c2 join failure")
-    t.ok(ok and stays(lambda: a.member("c2-nokey") is None and state_of(z, "go1") is None),
+    t.ok(ok and stays(lambda: a.member("c2-nokey") is None and z.member_state("go1") is None),
          "%s: a stapled without a key cannot join mlpeer (refused after %.2f s)" % (tag, took))
 
 
@@ -624,7 +611,7 @@ def case_key_rotation(t):
         a.send("c1", back, False)
         ok2, _ = wait(lambda: back in messages(s), 10, "UDP message at stapled")
         good = probes_keep_succeeding(s)
-        t.ok(code == 200 and ok1 and ok2 and good and state_of(s, "go1") == "alive" and
+        t.ok(code == 200 and ok1 and ok2 and good and s.member_state("go1") == "alive" and
              a.state_of("c1") == "alive",
              "rotation, %s: TCP stapled -> mlpeer, UDP mlpeer -> stapled and probes all work, "
              "both alive" % what,
@@ -639,24 +626,24 @@ def case_key_rotation(t):
             t.ok(ready["joined"] == 1, "rotation, %s: an mlpeer holding only key 2 joins "
                  "stapled, so stapled now encrypts with key 2" % what)
             k2only.leave()
-            ok, _ = wait(lambda: state_of(s, "k2only") == "left", 10, "k2only left")
+            ok, _ = wait(lambda: s.member_state("k2only") == "left", 10, "k2only left")
             t.ok(ok, "rotation, %s: ... and its graceful leave reaches stapled" % what)
 
     # Only the new key works now, on both sides.
     old = Peer(env, "oldkey", ["-key", k1], join=s.gossip)
     ready = old.wait_ready()
-    t.ok(ready["joined"] == 0 and stays(lambda: state_of(s, "oldkey") is None),
+    t.ok(ready["joined"] == 0 and stays(lambda: s.member_state("oldkey") is None),
          "rotation: an mlpeer holding only key 1 can no longer join stapled")
     olds = start_stapled(env, "c2-oldkey", join=[a.addr], keyring=[k1])
     ok, took = wait(lambda: olds.metric("stapled_gossip_push_pulls_total",
                                         result="failed") >= 1, 15, "c2 join failure")
     t.ok(ok and stays(lambda: a.member("c2-oldkey") is None and
-                      state_of(olds, "go1") is None),
+                      olds.member_state("go1") is None),
          "rotation: a stapled holding only key 1 can no longer join mlpeer (refused after "
          "%.2f s)" % took)
     new = Peer(env, "newkey", ["-key", k2], join=s.gossip)
     ready = new.wait_ready()
-    ok, took = wait(lambda: state_of(s, "newkey") == "alive", 10, "newkey at stapled")
+    ok, took = wait(lambda: s.member_state("newkey") == "alive", 10, "newkey at stapled")
     t.ok(ready["joined"] == 1 and ok, "rotation: an mlpeer holding only key 2 joins stapled")
 
 

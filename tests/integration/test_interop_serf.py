@@ -119,19 +119,6 @@ def start_stapled(env, name, join=(), delegate="2,5,5", keyring=None):
     return node
 
 
-def members(node):
-    code, body = node.http_admin("GET", "/admin/members")
-    return json.loads(body)["members"] if code == 200 else []
-
-
-def state_of(node, name):
-    return next((m["state"] for m in members(node) if m["name"] == name), None)
-
-
-def self_url(node):
-    return next(m["http"] for m in members(node) if m["self"])
-
-
 def wait(pred, timeout, what):
     """Polls pred; returns (True, seconds) or (False, seconds) instead of raising."""
     start = now()
@@ -163,20 +150,20 @@ def case_join_and_failure(t):
     serf = Agent(env, "serf1")
 
     c1 = start_stapled(env, "c1", join=[serf.addr])
-    ok, _ = wait(lambda: serf.status_of("c1") == "alive" and state_of(c1, "serf1") == "alive",
+    ok, _ = wait(lambda: serf.status_of("c1") == "alive" and c1.member_state("serf1") == "alive",
                  15, "c1 in serf members")
     m = serf.member("c1") or {}
     t.ok(ok, "stapled joins serf: `serf members` lists c1 alive and c1 sees serf1 alive %.2f s "
          "after stapled started" % (now() - c1.started), json.dumps(m))
-    url = self_url(c1)
+    url = c1.cluster_url()
     t.ok(m.get("tags") == {"http": url} and m.get("addr") == c1.gossip,
          "serf members shows c1 at %s with tags %s" % (m.get("addr"), m.get("tags")))
 
     c2 = start_stapled(env, "c2")
     started = now()
     r = serf.join(c2.gossip)
-    ok, _ = wait(lambda: serf.status_of("c2") == "alive" and state_of(c2, "serf1") == "alive"
-                 and state_of(c2, "c1") == "alive" and state_of(c1, "c2") == "alive",
+    ok, _ = wait(lambda: serf.status_of("c2") == "alive" and c2.member_state("serf1") == "alive"
+                 and c2.member_state("c1") == "alive" and c1.member_state("c2") == "alive",
                  15, "c2 joined by serf join")
     t.ok(r.returncode == 0 and ok,
          "`serf join` brings in stapled c2: all three alive everywhere %.2f s after the join "
@@ -186,12 +173,12 @@ def case_join_and_failure(t):
     # Without Serf's delegate versions, both sides refuse the merge (GOSSIP.md B3).
     c0 = start_stapled(env, "c0-dvsn0", join=[serf.addr], delegate=None)
     ok, took = wait(lambda: join_failed(c0), 15, "c0 join failure")
-    t.ok(ok and serf.member("c0-dvsn0") is None and state_of(c0, "serf1") is None,
+    t.ok(ok and serf.member("c0-dvsn0") is None and c0.member_state("serf1") is None,
          "a stapled with delegate versions 0,0,0 is refused (after %.2f s)" % took)
     r = serf.join(c0.gossip)
     # A refusal is a state that lasts: watch both views for a second.
     refused = stays(lambda: serf.member("c0-dvsn0") is None and
-                    state_of(c0, "serf1") is None, 1.0)
+                    c0.member_state("serf1") is None, 1.0)
     t.ok(r.returncode != 0 and refused,
          "... and `serf join` to it fails, neither side lists the other: %s" % " ".join(
              (r.stdout + r.stderr).decode(errors="replace").split())[:200])
@@ -203,12 +190,12 @@ def case_join_and_failure(t):
     ok, took = wait(lambda: serf.status_of("c1") == "failed", 30, "serf marks c1 failed")
     t.ok(ok and took <= DETECT_BOUND_S, "SIGKILLed stapled c1: `serf members` reports it failed "
          "after %.2f s (bound %.0f s)" % (took, DETECT_BOUND_S), json.dumps(serf.member("c1")))
-    ok, _ = wait(lambda: state_of(c2, "c1") == "failed", 30, "c2 marks c1 failed")
+    ok, _ = wait(lambda: c2.member_state("c1") == "failed", 30, "c2 marks c1 failed")
     t.ok(ok, "... and stapled c2 marks it failed after %.2f s" % (now() - killed))
 
     # SIGKILL serf: stapled marks it failed.
     serf.proc.kill(signal.SIGKILL)
-    ok, took = wait(lambda: state_of(c2, "serf1") == "failed", 30, "c2 marks serf1 failed")
+    ok, took = wait(lambda: c2.member_state("serf1") == "failed", 30, "c2 marks serf1 failed")
     t.ok(ok and took <= DETECT_BOUND_S, "SIGKILLed serf agent: stapled c2 marks it failed after "
          "%.2f s (bound %.0f s)" % (took, DETECT_BOUND_S))
 
@@ -219,15 +206,15 @@ def case_encrypted(t, key_len):
     tag = "-encrypt %d-byte key" % key_len
     serf = Agent(env, "serf2", encrypt=key)
     c3 = start_stapled(env, "c3", join=[serf.addr], keyring=[key])
-    ok, _ = wait(lambda: serf.status_of("c3") == "alive" and state_of(c3, "serf2") == "alive",
+    ok, _ = wait(lambda: serf.status_of("c3") == "alive" and c3.member_state("serf2") == "alive",
                  15, "c3 in serf members")
     t.ok(ok, "%s: stapled joins serf, listed alive %.2f s after it started"
          % (tag, now() - c3.started), json.dumps(serf.member("c3")))
     c4 = start_stapled(env, "c4", keyring=[key])
     started = now()
     r = serf.join(c4.gossip)
-    ok, _ = wait(lambda: serf.status_of("c4") == "alive" and state_of(c4, "serf2") == "alive"
-                 and state_of(c4, "c3") == "alive" and state_of(c3, "c4") == "alive",
+    ok, _ = wait(lambda: serf.status_of("c4") == "alive" and c4.member_state("serf2") == "alive"
+                 and c4.member_state("c3") == "alive" and c3.member_state("c4") == "alive",
                  15, "c4 joined by serf join")
     t.ok(r.returncode == 0 and ok, "%s: `serf join` brings in stapled c4: all three alive "
          "everywhere %.2f s after the join command started" % (tag, now() - started),
@@ -239,7 +226,7 @@ def case_encrypted(t, key_len):
          "%s: a stapled without the key is refused (after %.2f s)" % (tag, took))
     r = serf.join(c5.gossip)
     refused = stays(lambda: serf.member("c5-nokey") is None and
-                    state_of(c5, "serf2") is None, 1.0)
+                    c5.member_state("serf2") is None, 1.0)
     t.ok(r.returncode != 0 and refused,
          "%s: `serf join` to a stapled without the key fails: %s" % (tag, " ".join(
              (r.stdout + r.stderr).decode(errors="replace").split())[:160]))
