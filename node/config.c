@@ -18,12 +18,14 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include "proto/buf.h"
 #include "proto/macro.h"
 #include "proto/mem.h"
+#include "proto/outrule.h"
 #include "proto/yaml.h"
 
 #define CONFIG_MAX_FILE_BYTES (1024 * 1024)
@@ -81,6 +83,24 @@ static void certs_free(struct config_cert *certs, size_t n)
 	free(certs);
 }
 
+static void config_output_done(struct config_output *o)
+{
+	free(o->name);
+	str_list_clear(&o->match);
+	free(o->ocsp_file);
+	free(o->issuer_file);
+	str_list_clear(&o->haproxy_sockets);
+	free(o->command);
+	*o = (struct config_output){0};
+}
+
+static void outputs_free(struct config_output *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		config_output_done(&v[i]);
+	free(v);
+}
+
 void config_init(struct config *c)
 {
 	*c = (struct config){
@@ -128,6 +148,7 @@ void config_done(struct config *c)
 	free(c->tls_cert);
 	free(c->tls_key);
 	certs_free(c->certs, c->n_certs);
+	outputs_free(c->outputs, c->n_outputs);
 	str_list_clear(&c->cert_dirs);
 	str_list_clear(&c->issuer_dirs);
 	free(c->cache_dir);
@@ -166,6 +187,18 @@ static void config_copy(struct config *dst, const struct config *src)
 		dst->certs[i].issuer = strdup_or_null(src->certs[i].issuer);
 		str_list_copy(&dst->certs[i].upstreams, &src->certs[i].upstreams);
 		dst->certs[i].ocsp_file = strdup_or_null(src->certs[i].ocsp_file);
+	}
+	dst->outputs = src->n_outputs ? xcalloc(src->n_outputs, sizeof(*dst->outputs)) : NULL;
+	for (size_t i = 0; i < src->n_outputs; i++) {
+		const struct config_output *so = &src->outputs[i];
+		struct config_output *d = &dst->outputs[i];
+		*d = *so;
+		d->name = strdup_or_null(so->name);
+		str_list_copy(&d->match, &so->match);
+		d->ocsp_file = strdup_or_null(so->ocsp_file);
+		d->issuer_file = strdup_or_null(so->issuer_file);
+		str_list_copy(&d->haproxy_sockets, &so->haproxy_sockets);
+		d->command = strdup_or_null(so->command);
 	}
 	str_list_copy(&dst->cert_dirs, &src->cert_dirs);
 	str_list_copy(&dst->issuer_dirs, &src->issuer_dirs);
@@ -405,6 +438,7 @@ enum opt_type {
 	OPT_WINDOW,    /* refresh_lo/refresh_hi */
 	OPT_ALERTS,    /* alert_fraction[3] */
 	OPT_CERTS,     /* certs/n_certs */
+	OPT_OUTPUTS,   /* outputs/n_outputs */
 	OPT_SECTION,   /* a nested mapping of further options */
 };
 
@@ -505,6 +539,7 @@ static const struct opt root_opts[] = {
 	{"issuer_dirs", OPT_LIST, F(issuer_dirs), 0, 0, NULL},
 	{"fetch_ca_issuers", OPT_BOOL, F(fetch_ca_issuers), 0, 0, NULL},
 	{"write_ocsp_files", OPT_BOOL, F(write_ocsp_files), 0, 0, NULL},
+	{"outputs", OPT_OUTPUTS, 0, 0, 0, NULL},
 	{"cache", OPT_SECTION, 0, 0, 0, cache_opts},
 	{"fetch", OPT_SECTION, 0, 0, 0, fetch_opts},
 	{"refresh", OPT_SECTION, 0, 0, 0, refresh_opts},
@@ -733,6 +768,101 @@ done:
 	return 0;
 }
 
+#define OUTPUT_INTERVAL_DEFAULT_MS (30 * SEC)
+
+static int load_output(struct loader *l, const struct yaml_node *v, size_t idx,
+		       struct config_output *o)
+{
+	char key[64];
+
+	snprintf(key, sizeof(key), "outputs[%zu]", idx);
+	o->command_interval_ms = OUTPUT_INTERVAL_DEFAULT_MS;
+	if (v->kind != YAML_MAP)
+		return lfail(l, -EINVAL, v->line, "%s: expected a mapping, got %s", key,
+			     kind_name(v));
+	for (size_t i = 0; i < v->n; i++) {
+		const char *k = v->keys[i];
+		const struct yaml_node *it = v->items[i];
+		char full[128];
+		const char *s = NULL;
+		int r;
+
+		snprintf(full, sizeof(full), "%s.%.40s", key, k);
+		if (strcmp(k, "name") == 0) {
+			r = load_str(l, it, full, &o->name);
+		} else if (strcmp(k, "match") == 0) {
+			/* One path or a list of them. */
+			if (it->kind == YAML_SCALAR) {
+				str_list_clear(&o->match);
+				str_list_add(&o->match, it->scalar);
+				r = 0;
+			} else {
+				r = load_list(l, it, full, &o->match);
+			}
+		} else if (strcmp(k, "ocsp_file") == 0) {
+			r = load_str(l, it, full, &o->ocsp_file);
+		} else if (strcmp(k, "issuer_file") == 0) {
+			r = load_str(l, it, full, &o->issuer_file);
+		} else if (strcmp(k, "haproxy_sockets") == 0) {
+			r = load_list(l, it, full, &o->haproxy_sockets);
+		} else if (strcmp(k, "command") == 0) {
+			r = load_str(l, it, full, &o->command);
+		} else if (strcmp(k, "command_interval") == 0) {
+			r = want_scalar(l, it, full, "a duration", &s);
+			if (r >= 0 && (config_parse_duration_ms(s, &o->command_interval_ms) < 0 ||
+				       o->command_interval_ms > DAY))
+				r = lfail(l, -EINVAL, it->line,
+					  "%s: '%s' is not a duration from 0 to 1d (e.g. 30s)",
+					  full, s);
+		} else {
+			r = lfail(l, -EINVAL, v->key_lines[i], "unknown key '%s.%.64s'", key, k);
+		}
+		if (r < 0)
+			return r;
+	}
+	if (o->match.n == 0)
+		return lfail(l, -EINVAL, v->line,
+			     "%s: 'match' is required (certificate files or directories)", key);
+	if (!o->ocsp_file && !o->issuer_file && o->haproxy_sockets.n == 0)
+		return lfail(l, -EINVAL, v->line,
+			     "%s: nothing to do: give ocsp_file, issuer_file or haproxy_sockets",
+			     key);
+	if (o->command && !o->ocsp_file && !o->issuer_file)
+		return lfail(l, -EINVAL, v->line,
+			     "%s: 'command' runs when a written file changes: give ocsp_file", key);
+	if (!o->name) {
+		char name[32];
+		snprintf(name, sizeof(name), "output-%zu", idx + 1);
+		o->name = xstrdup(name);
+	}
+	return 0;
+}
+
+static int load_outputs(struct loader *l, const struct yaml_node *v, struct config *c)
+{
+	struct config_output *outs = NULL;
+	size_t n = 0;
+
+	if (v->kind == YAML_SCALAR && v->scalar[0] == 0 && !v->quoted)
+		goto done; /* "outputs:" alone: none */
+	if (v->kind != YAML_SEQ)
+		return lfail(l, -EINVAL, v->line, "outputs: expected a list, got %s",
+			     kind_name(v));
+	outs = v->n ? xcalloc(v->n, sizeof(*outs)) : NULL;
+	for (; n < v->n; n++) {
+		int r = load_output(l, v->items[n], n, &outs[n]);
+		if (r < 0) {
+			outputs_free(outs, n + 1);
+			return r;
+		}
+	}
+done:
+	outputs_free(c->outputs, c->n_outputs);
+	c->outputs = outs;
+	c->n_outputs = n;
+	return 0;
+}
+
 static int load_number(struct loader *l, const struct opt *o, const struct yaml_node *v,
 		       const char *key, uint64_t *ret)
 {
@@ -818,6 +948,8 @@ static int load_opt(struct loader *l, struct config *c, const struct opt *o,
 		return load_alerts(l, v, key, c);
 	case OPT_CERTS:
 		return load_certs(l, v, c);
+	case OPT_OUTPUTS:
+		return load_outputs(l, v, c);
 	case OPT_SECTION:
 		return load_section(l, c, v, o->section, key);
 	case OPT_COUNT:
@@ -1040,6 +1172,90 @@ static int validate_cluster(const struct config *c, char *errbuf, size_t errlen)
 	return 0;
 }
 
+static int validate_outputs(const struct config *c, char *errbuf, size_t errlen)
+{
+	for (size_t i = 0; i < c->n_outputs; i++) {
+		const struct config_output *o = &c->outputs[i];
+		const char *name = o->name ? o->name : "?";
+		char why[300];
+
+		for (size_t j = 0; j < i; j++)
+			if (o->name && c->outputs[j].name && strcmp(o->name, c->outputs[j].name) == 0)
+				return vfail(errbuf, errlen, "outputs: two outputs are named '%.100s'",
+					     name);
+		for (size_t j = 0; j < o->match.n; j++)
+			if (o->match.v[j][0] != '/')
+				return vfail(errbuf, errlen,
+					     "outputs '%.100s': match '%.200s' is not an absolute path",
+					     name, o->match.v[j]);
+		const char *tmpl[2] = {o->ocsp_file, o->issuer_file};
+		for (size_t j = 0; j < 2; j++)
+			if (tmpl[j] && outrule_check(tmpl[j], why, sizeof(why)) < 0)
+				return vfail(errbuf, errlen, "outputs '%.100s': %s: %s", name,
+					     j == 0 ? "ocsp_file" : "issuer_file", why);
+		for (size_t j = 0; j < o->haproxy_sockets.n; j++)
+			if (config_parse_socket(o->haproxy_sockets.v[j], NULL) < 0)
+				return vfail(errbuf, errlen,
+					     "outputs '%.100s': haproxy_sockets: '%.200s' is neither "
+					     "an absolute unix socket path (under 108 bytes) nor ADDR:PORT",
+					     name, o->haproxy_sockets.v[j]);
+		if (o->command && !o->command[0])
+			return vfail(errbuf, errlen, "outputs '%.100s': command is empty", name);
+	}
+	return 0;
+}
+
+static bool str_list_equal(const struct str_list *a, const struct str_list *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->v[i], b->v[i]) != 0)
+			return false;
+	return true;
+}
+
+static bool opt_str_equal(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool config_outputs_equal(const struct config *a, const struct config *b)
+{
+	if (a->n_outputs != b->n_outputs || a->write_ocsp_files != b->write_ocsp_files)
+		return false;
+	for (size_t i = 0; i < a->n_outputs; i++) {
+		const struct config_output *x = &a->outputs[i], *y = &b->outputs[i];
+		if (!opt_str_equal(x->name, y->name) || !str_list_equal(&x->match, &y->match) ||
+		    !opt_str_equal(x->ocsp_file, y->ocsp_file) ||
+		    !opt_str_equal(x->issuer_file, y->issuer_file) ||
+		    !str_list_equal(&x->haproxy_sockets, &y->haproxy_sockets) ||
+		    !opt_str_equal(x->command, y->command) ||
+		    x->command_interval_ms != y->command_interval_ms)
+			return false;
+	}
+	return true;
+}
+
+int config_parse_socket(const char *s, struct sockaddr_storage *ret)
+{
+	struct sockaddr_storage ss;
+	if (s[0] == '/') {
+		struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+		size_t n = strlen(s);
+		if (n >= sizeof(un->sun_path))
+			return -EINVAL;
+		memset(&ss, 0, sizeof(ss));
+		un->sun_family = AF_UNIX;
+		memcpy(un->sun_path, s, n + 1);
+	} else if (config_parse_addr(s, &ss) < 0) {
+		return -EINVAL;
+	}
+	if (ret)
+		*ret = ss;
+	return 0;
+}
+
 int config_validate(const struct config *c, char *errbuf, size_t errlen)
 {
 	int r;
@@ -1142,5 +1358,5 @@ int config_validate(const struct config *c, char *errbuf, size_t errlen)
 		return vfail(errbuf, errlen, "validation.max_clock_skew must not be negative");
 	if (c->default_validity_s < 0)
 		return vfail(errbuf, errlen, "validation.default_validity must not be negative");
-	return 0;
+	return validate_outputs(c, errbuf, errlen);
 }

@@ -23,6 +23,17 @@ struct config_cert {
 	char *ocsp_file;   /* write each new response here (optional) */
 };
 
+/* One `outputs:` item: what to hand web servers for the certificates it matches. */
+struct config_output {
+	char *name;		/* for logs and metrics (default "output-N", N from 1) */
+	struct str_list match;	/* certificate files, or directories (everything below them) */
+	char *ocsp_file;	/* template of the response file to write (proto/outrule.h) */
+	char *issuer_file;	/* template of the issuer PEM, written when the file lacks it */
+	struct str_list haproxy_sockets; /* admin sockets: "/path" (unix) or "ADDR:PORT" */
+	char *command;			 /* run with /bin/sh -c after a written file changed */
+	uint64_t command_interval_ms;	 /* at least this long between two runs (30 s) */
+};
+
 struct config {
 	char *path; /* the file loaded, NULL if none */
 
@@ -45,6 +56,10 @@ struct config {
 	struct str_list issuer_dirs; /* directories of issuer certificates */
 	bool fetch_ca_issuers;	     /* fetch issuers from AIA caIssuers (true) */
 	bool write_ocsp_files;	     /* write <cert>.ocsp next to each certificate (false) */
+
+	/* outputs for web servers (docs/integrations/) */
+	struct config_output *outputs;
+	size_t n_outputs;
 
 	/* storage */
 	char *cache_dir;	/* NULL = memory only */
@@ -119,6 +134,13 @@ int config_validate(const struct config *c, char *errbuf, size_t errlen);
 /* Parses "ADDR:PORT", "[V6]:PORT" or ":PORT" into a sockaddr_storage. Errors: -EINVAL. */
 struct sockaddr_storage;
 int config_parse_addr(const char *s, struct sockaddr_storage *ret);
+
+/* Whether two configs have the same `outputs:` (and write_ocsp_files). */
+bool config_outputs_equal(const struct config *a, const struct config *b);
+
+/* An admin socket: an absolute unix socket path, or "ADDR:PORT" (TCP). ret may be NULL (check
+ * only). Errors: -EINVAL. */
+int config_parse_socket(const char *s, struct sockaddr_storage *ret);
 
 /* Parses durations "250ms", "10s", "5m", "2h", "1d" (bare numbers are seconds).
  * Errors: -EINVAL malformed or negative; -ERANGE overflow. (Same for sizes.) */

@@ -39,7 +39,7 @@ struct inv_leaf {
 	struct pki_cert *chain_issuer; /* issuer found next to it (chain or config), if any */
 	struct entry_info *ei;	       /* NULL until its issuer is known */
 	struct str_list upstreams;     /* per-certificate override */
-	struct str_list out_files;
+	struct out_bindings outs;
 	bool seen;
 	bool skipped_logged;
 	bool issuer_fetching;
@@ -236,7 +236,7 @@ static struct pki_cert *find_issuer(struct inventory *inv, struct inv_leaf *l)
 static void leaf_free(struct inv_leaf *l)
 {
 	str_list_clear(&l->upstreams);
-	str_list_clear(&l->out_files);
+	out_bindings_clear(&l->outs);
 	if (l->chain_issuer)
 		pki_cert_unref(l->chain_issuer);
 	pki_cert_unref(l->cert);
@@ -256,10 +256,11 @@ static void str_list_add_unique(struct str_list *l, const char *s)
 	str_list_add(l, s);
 }
 
-/* Records one leaf found by the scan (creating or refreshing its record). */
+/* Records one leaf found by the scan (creating or refreshing its record). `issuer_in_file`: the
+ * file at `path` holds the issuer too (HAProxy then needs no issuer file). */
 static struct inv_leaf *leaf_want(struct inventory *inv, struct pki_cert *cert,
 				  struct pki_cert *chain_issuer, const struct config_cert *opts,
-				  const char *path)
+				  const char *path, bool issuer_in_file)
 {
 	struct inv_leaf *l = leaf_find(inv, cert);
 	if (!l) {
@@ -272,25 +273,17 @@ static struct inv_leaf *leaf_want(struct inventory *inv, struct pki_cert *cert,
 	if (!l->seen) {
 		/* First sighting in this scan: options are rebuilt from the sources. */
 		str_list_clear(&l->upstreams);
-		str_list_clear(&l->out_files);
+		out_bindings_clear(&l->outs);
 		if (l->chain_issuer)
 			l->chain_issuer = pki_cert_unref(l->chain_issuer);
 	}
 	l->seen = true;
 	if (chain_issuer && !l->chain_issuer)
 		l->chain_issuer = pki_cert_ref(chain_issuer);
-	if (opts) {
+	if (opts)
 		for (size_t i = 0; i < opts->upstreams.n; i++)
 			str_list_add_unique(&l->upstreams, opts->upstreams.v[i]);
-		if (opts->ocsp_file)
-			str_list_add_unique(&l->out_files, opts->ocsp_file);
-	}
-	if (inv->n->cfg.write_ocsp_files && path) {
-		struct buf b = BUF_INIT;
-		buf_printf(&b, "%s.ocsp", path);
-		str_list_add_unique(&l->out_files, (const char *)b.data);
-		buf_done(&b);
-	}
+	output_bind(inv->n, &l->outs, path, cert, issuer_in_file, opts ? opts->ocsp_file : NULL);
 	return l;
 }
 
@@ -322,17 +315,18 @@ static size_t scan_file(struct inventory *inv, const char *path, const struct co
 		if (pki_cert_is_ca(c))
 			continue;
 		/* Verified here once: find_issuer trusts a chain issuer without checking again. */
-		struct pki_cert *issuer = config_issuer && pki_cert_issued_by(c, config_issuer)
-						  ? config_issuer
-						  : NULL;
+		struct pki_cert *issuer = NULL;
 		for (size_t j = 0; !issuer && j < f->n_certs; j++)
 			if (j != i && pki_cert_is_ca(f->certs[j]) &&
 			    pki_cert_issued_by(c, f->certs[j]))
 				issuer = f->certs[j];
+		bool in_file = issuer != NULL;
+		if (!issuer && config_issuer && pki_cert_issued_by(c, config_issuer))
+			issuer = config_issuer;
 		/* Placing the leaf now (when its issuer is at hand) drops its parsed form before
 		 * the next file is read, so a large inventory never holds thousands of them at
 		 * once. */
-		leaf_resolve(inv, leaf_want(inv, c, issuer, opts, path), false);
+		leaf_resolve(inv, leaf_want(inv, c, issuer, opts, path, in_file), false);
 		leaves++;
 	}
 	return leaves;
@@ -343,7 +337,7 @@ static bool skip_dir_entry(const char *name)
 	if (name[0] == '.')
 		return true;
 	/* Our own outputs and obvious non-certificates: not worth reading. */
-	static const char *const suffixes[] = {".ocsp", ".key", ".tmp", ".swp", "~"};
+	static const char *const suffixes[] = {".ocsp", ".issuer", ".key", ".tmp", ".swp", "~"};
 	size_t n = strlen(name);
 	for (size_t i = 0; i < ARRAY_SIZE(suffixes); i++) {
 		size_t k = strlen(suffixes[i]);
@@ -559,21 +553,36 @@ static void resolve_leaves(struct inventory *inv)
 {
 	for (struct inv_leaf *l = inv->leaves; l; l = l->next)
 		leaf_resolve(inv, l, true);
-	/* Options may have changed with the scan: apply them to the entries. */
+	/* Options may have changed with the scan: apply them to the entries. Several leaves
+	 * (files) may share one entry, so the new bindings are gathered before comparing. */
 	for (struct inv_leaf *l = inv->leaves; l; l = l->next) {
 		if (!l->ei)
 			continue;
 		struct entry_info *ei = l->ei;
 		str_list_clear(&ei->upstreams);
-		str_list_clear(&ei->out_files);
+		out_bindings_clear(&ei->outs_next);
+		ei->outs_rebuilt = true;
 	}
 	for (struct inv_leaf *l = inv->leaves; l; l = l->next) {
 		if (!l->ei)
 			continue;
 		for (size_t i = 0; i < l->upstreams.n; i++)
 			str_list_add_unique(&l->ei->upstreams, l->upstreams.v[i]);
-		for (size_t i = 0; i < l->out_files.n; i++)
-			str_list_add_unique(&l->ei->out_files, l->out_files.v[i]);
+		out_bindings_merge(&l->ei->outs_next, &l->outs);
+	}
+	for (struct inv_leaf *l = inv->leaves; l; l = l->next) {
+		struct entry_info *ei = l->ei;
+		if (!ei || !ei->outs_rebuilt)
+			continue;
+		ei->outs_rebuilt = false;
+		bool changed = !out_bindings_equal(&ei->outs, &ei->outs_next);
+		out_bindings_clear(&ei->outs);
+		ei->outs = ei->outs_next;
+		ei->outs_next = (struct out_bindings){0};
+		/* A new file or output for a response already held: hand it over now rather
+		 * than at the next refresh (HAProxy reads the file at its next reload). */
+		if (changed)
+			output_publish(inv->n, ei, true);
 	}
 }
 

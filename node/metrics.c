@@ -149,6 +149,8 @@ void metrics_render(struct node *n, struct buf *out)
 		   (unsigned long long)ss.writes_ok);
 	buf_printf(out, "stapled_store_writes_total{result=\"error\"} %llu\n",
 		   (unsigned long long)ss.writes_failed);
+	buf_printf(out, "stapled_store_writes_total{result=\"unchanged\"} %llu\n",
+		   (unsigned long long)ss.writes_unchanged);
 	family(out, "stapled_store_loaded_total", "counter",
 	       "Responses loaded from the cache directory at start, by result.");
 	buf_printf(out, "stapled_store_loaded_total{result=\"ok\"} %llu\n",
@@ -191,6 +193,7 @@ void metrics_render(struct node *n, struct buf *out)
 	family(out, "stapled_ready", "gauge", "1 when /readyz answers 200.");
 	buf_printf(out, "stapled_ready %d\n", node_is_ready(n) ? 1 : 0);
 	cluster_metrics(n, out);
+	output_metrics(n, out);
 }
 
 /* ---- admin ---- */

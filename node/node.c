@@ -281,16 +281,19 @@ static void load_responses(struct node *n)
 	log_info("store", "%s: %zu responses to load", n->cfg.cache_dir, n->n_pending);
 }
 
-/* ---- alerts ---- */
+/* ---- background commands ---- */
 
-/* Alert hooks run in the background; they are tracked so that a hung one is killed after
- * HOOK_TIMEOUT_MS and none can keep SIGTERM from finishing. */
+/* Commands (alert hooks, output commands) run in the background; they are tracked so that a
+ * hung one is killed after HOOK_TIMEOUT_MS and none can keep SIGTERM from finishing. */
 #define HOOK_TIMEOUT_MS 60000
 
 struct hook {
 	uv_process_t proc;
 	struct node *n;
+	const char *group; /* static string */
 	uint64_t started_ms;
+	void (*on_exit)(int64_t status, int sig, void *ud);
+	void *ud;
 	struct hook *next;
 };
 
@@ -311,10 +314,12 @@ static void on_hook_closed(uv_handle_t *handle)
 static void on_hook_exit(uv_process_t *p, int64_t status, int sig)
 {
 	struct hook *h = p->data;
-	if (status || sig)
-		log_warning("alert", "alert command exited with status %lld, signal %d",
-			    (long long)status, sig);
 	hook_unlink(h);
+	if (h->on_exit)
+		h->on_exit(status, sig, h->ud);
+	else if (status || sig)
+		log_warning(h->group, "command exited with status %lld, signal %d",
+			    (long long)status, sig);
 	uv_close((uv_handle_t *)p, on_hook_closed);
 }
 
@@ -324,12 +329,53 @@ static void hooks_reap(struct node *n, bool all)
 	for (struct hook *h = n->hooks; h; h = h->next)
 		if (all || now - h->started_ms > HOOK_TIMEOUT_MS) {
 			if (!all)
-				log_warning("alert",
-					    "alert command still running after %d s, killed",
+				log_warning(h->group, "command still running after %d s, killed",
 					    HOOK_TIMEOUT_MS / 1000);
 			uv_process_kill(&h->proc, SIGKILL);
 		}
 }
+
+struct hook *node_spawn(struct node *n, const char *group, const char *command,
+			char *const *env, void (*on_exit)(int64_t status, int sig, void *ud),
+			void *ud)
+{
+	const char *path = getenv("PATH");
+	char pathv[1024];
+	char *envv[32];
+	size_t ne = 0;
+
+	snprintf(pathv, sizeof(pathv), "PATH=%s", path ? path : "/usr/bin:/bin");
+	envv[ne++] = pathv;
+	for (size_t i = 0; env && env[i] && ne + 1 < ARRAY_SIZE(envv); i++)
+		envv[ne++] = env[i];
+	envv[ne] = NULL;
+	char *args[] = {"/bin/sh", "-c", (char *)command, NULL};
+	uv_process_options_t o = {
+		.exit_cb = on_hook_exit, .file = "/bin/sh", .args = args, .env = envv};
+	struct hook *h = xcalloc(1, sizeof(*h));
+	h->n = n;
+	h->group = group;
+	h->on_exit = on_exit;
+	h->ud = ud;
+	h->proc.data = h;
+	h->started_ms = uv_now(n->loop);
+	int r = uv_spawn(n->loop, &h->proc, &o);
+	if (r < 0) {
+		log_err(group, "cannot run command: %s", uv_strerror(r));
+		uv_close((uv_handle_t *)&h->proc, on_hook_closed);
+		return NULL;
+	}
+	h->next = n->hooks;
+	n->hooks = h;
+	return h;
+}
+
+void node_hook_detach(struct hook *h)
+{
+	h->on_exit = NULL;
+}
+
+/* ---- alerts ---- */
 
 static void run_alert_hook(struct node *n, struct entry_info *ei, int level, int64_t next_update)
 {
@@ -341,26 +387,9 @@ static void run_alert_hook(struct node *n, struct entry_info *ei, int level, int
 	snprintf(id, sizeof(id), "STAPLED_ENTRY=%s", ei->name);
 	snprintf(subj, sizeof(subj), "STAPLED_SUBJECT=%s",
 		 ei->cert ? pki_cert_subject(ei->cert) : "");
-	const char *path = getenv("PATH");
-	char pathv[1024];
-	snprintf(pathv, sizeof(pathv), "PATH=%s", path ? path : "/usr/bin:/bin");
-	char *env[] = {lv, nu, id, subj, pathv, NULL};
-	char *args[] = {"/bin/sh", "-c", n->cfg.alert_command, NULL};
-	uv_process_options_t o = {
-		.exit_cb = on_hook_exit, .file = "/bin/sh", .args = args, .env = env};
-	struct hook *h = xcalloc(1, sizeof(*h));
-	h->n = n;
-	h->proc.data = h;
-	h->started_ms = uv_now(n->loop);
-	int r = uv_spawn(n->loop, &h->proc, &o);
-	if (r < 0) {
-		log_err("alert", "cannot run alert command: %s", uv_strerror(r));
-		uv_close((uv_handle_t *)&h->proc, on_hook_closed);
-		return;
-	}
-	h->next = n->hooks;
-	n->hooks = h;
-	n->m.hook_runs++;
+	char *env[] = {lv, nu, id, subj, NULL};
+	if (node_spawn(n, "alert", n->cfg.alert_command, env, NULL, NULL))
+		n->m.hook_runs++;
 }
 
 struct alert_ctx {
@@ -409,7 +438,9 @@ void entry_info_free(struct node *n, struct entry_info *ei)
 {
 	learn_unlink(n, ei);
 	str_list_clear(&ei->upstreams);
-	str_list_clear(&ei->out_files);
+	output_forget(n, ei);
+	out_bindings_clear(&ei->outs);
+	out_bindings_clear(&ei->outs_next);
 	if (ei->cert)
 		pki_cert_unref(ei->cert);
 	for (int a = 0; a < CERTID_ALG_COUNT; a++) {
@@ -522,7 +553,10 @@ static void reload(struct node *n)
 	fresh.cache_dir = keep_dir;
 	struct config old = n->cfg;
 	n->cfg = fresh;
+	bool outputs_changed = !config_outputs_equal(&old, &n->cfg);
 	config_done(&old);
+	if (outputs_changed)
+		output_restart(n);
 	apply_config(n);
 	struct cache_config cc;
 	cache_config_from(&n->cfg, &cc);
@@ -532,6 +566,8 @@ static void reload(struct node *n)
 	server_limits_from(&n->cfg, &l);
 	server_set_limits(n->server, &l);
 	inventory_scan(n->inv);
+	if (outputs_changed)
+		output_publish_all(n);
 	cluster_reload(n);
 	refresher_pump(n);
 	n->m.reloads++;
@@ -586,6 +622,7 @@ static void node_teardown(struct node *n)
 	n->exit_code = 0;
 	/* Hooks still running would keep the loop alive: they die with us. Their exit callbacks
 	 * close the handles. */
+	output_close(n);
 	hooks_reap(n, true);
 	if (n->drain_start_ms)
 		uv_close((uv_handle_t *)&n->drain_timer, NULL);
@@ -717,6 +754,7 @@ int node_run(const struct node_opts *opts)
 		goto out_cache;
 	}
 	open_store(n);
+	output_start(n);
 	inventory_new(n, &n->inv);
 	uv_idle_init(n->loop, &n->loader);
 	n->loader.data = n;

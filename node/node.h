@@ -14,6 +14,7 @@
 
 #include "cache/cache.h"
 #include "node/config.h"
+#include "node/output.h"
 #include "node/server.h"
 #include "proto/certid.h"
 #include "proto/ocsp.h"
@@ -108,7 +109,9 @@ struct entry_info {
 	struct pki_cert *cert;	     /* the leaf (reference); NULL if only known by CertID */
 	char name[CERTID_SHORT_MAX]; /* short id for logs and metrics */
 	struct str_list upstreams;   /* per-certificate override from the config */
-	struct str_list out_files;   /* output files to write each new response to */
+	struct out_bindings outs;    /* what web servers get of each new response (output.c) */
+	struct out_bindings outs_next; /* inventory.c, during a scan */
+	bool outs_rebuilt;	       /* inventory.c, during a scan */
 	unsigned sources;	     /* inventory files/config items naming this certificate */
 	bool no_upstream;	     /* no URL to ask: definitively failed */
 	struct slot_state *slots[CERTID_ALG_COUNT];
@@ -176,7 +179,8 @@ struct node {
 	bool stopping;
 	int exit_code;
 	uint64_t rng[2];	    /* xorshift128+ state, seeded from getrandom */
-	struct hook *hooks;	    /* alert commands running */
+	struct hook *hooks;	    /* background commands running (alerts, outputs) */
+	struct outputs *outputs;    /* files, pushes, commands for web servers (output.c) */
 	void *req_memo;		    /* responder.c: request bytes -> CertID memo */
 	struct entry_info *learned; /* learned entries, most recently asked first (learn.c) */
 	struct entry_info *learned_tail;
@@ -206,6 +210,20 @@ struct node_opts {
 
 /* Runs the node until SIGTERM/SIGINT; returns the process exit code. */
 int node_run(const struct node_opts *opts);
+
+/*
+ * Runs `command` with /bin/sh -c in the background; its environment is PATH plus `env` (a
+ * NULL-terminated list of "NAME=value", read during the call only; at most 30). on_exit (may be
+ * NULL: a failure is then logged in `group`, a static string) is called once with the exit
+ * status and signal, unless node_hook_detach() was called first. A command still running after
+ * 60 s is killed, and all are at shutdown. Returns the hook, owned by the node and valid until
+ * on_exit runs, or NULL (logged) if the command could not be started.
+ */
+struct hook *node_spawn(struct node *n, const char *group, const char *command,
+			char *const *env, void (*on_exit)(int64_t status, int sig, void *ud),
+			void *ud);
+/* on_exit will not be called: the caller is going away (the command runs on). */
+void node_hook_detach(struct hook *h);
 
 /* Wall-clock seconds (the only clock the cache and validator see). */
 int64_t node_now_unix(void);

@@ -118,17 +118,6 @@ static void checks_str(uint32_t fails, char *out, size_t len)
 	}
 }
 
-static void on_output_written(int err, void *ud)
-{
-	struct node *n = ud;
-	if (err < 0) {
-		n->m.output_writes_failed++;
-		log_warning("store", "output file write failed: %s", strerror(-err));
-	} else {
-		n->m.output_writes_ok++;
-	}
-}
-
 /* A new response is in the cache: persist it and hand it to consumers. */
 static void publish(struct node *n, struct entry_info *ei, enum certid_alg alg)
 {
@@ -143,15 +132,8 @@ static void publish(struct node *n, struct entry_info *ei, enum certid_alg alg)
 			log_warning("store", "%s: cannot queue write: %s", ei->name, strerror(-e));
 	}
 	/* Web servers staple SHA-1 CertID responses: outputs follow that slot only. */
-	if (alg != CERTID_SHA1)
-		return;
-	for (size_t i = 0; i < ei->out_files.n; i++) {
-		int e = store_write_file(n->store, ei->out_files.v[i], r->der, r->der_len, 0644,
-					 on_output_written, n);
-		if (e < 0)
-			log_warning("store", "%s: cannot queue write: %s", ei->out_files.v[i],
-				    strerror(-e));
-	}
+	if (alg == CERTID_SHA1)
+		output_publish(n, ei, true);
 }
 
 static void start_fetch(struct node *n, struct entry_info *ei, enum certid_alg alg, size_t url_idx,
@@ -718,9 +700,8 @@ void refresher_load_file(struct node *n, const char *name, const uint8_t *der, s
 	n->m.disk_loaded++;
 	log_debug("store", "%s: %s loaded (%s)", name, ei->name,
 		  ocsp_cert_status_name(info.cert_status));
-	/* Consumers may have lost their copy while we were down. */
+	/* Consumers may have lost their copy while we were down (or restarted meanwhile with an
+	 * older one): files are rewritten only if they differ, and HAProxy gets a push. */
 	if (alg == CERTID_SHA1)
-		for (size_t i = 0; i < ei->out_files.n; i++)
-			store_write_file(n->store, ei->out_files.v[i], der, len, 0644,
-					 on_output_written, n);
+		output_publish(n, ei, true);
 }

@@ -571,6 +571,14 @@ enum handler_result responder_handle_admin(struct node *n, struct conn *c,
 		buf_done(&body);
 		return HANDLER_DONE;
 	}
+	if ((req->method == HTTP1_GET || head) && path_is(req, "/admin/outputs")) {
+		struct buf body = BUF_INIT;
+		output_admin_json(n, &body);
+		text_response(out, 200, "OK", "application/json", (const char *)body.data, body.len,
+			      head, req->keep_alive, req->version_minor == 0);
+		buf_done(&body);
+		return HANDLER_DONE;
+	}
 	if ((req->method == HTTP1_GET || head) && path_is(req, "/admin/members")) {
 		struct buf body = BUF_INIT;
 		buf_append_str(&body, "{\"members\":");

@@ -326,6 +326,38 @@ static int store_fsync_dir(int dfd)
 	return 0;
 }
 
+/* True when dfd/base already is a regular file with exactly these bytes and this mode. */
+static bool store_same_file(int dfd, const char *base, const struct store_op *op)
+{
+	struct stat st;
+	uint8_t chunk[4096];
+	size_t off = 0;
+	bool same = false;
+	int fd = openat(dfd, base, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+
+	if (fd < 0)
+		return false;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size != op->len ||
+	    (st.st_mode & 07777) != op->mode)
+		goto out;
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto out;
+		if (n == 0)
+			break;
+		if (off + (size_t)n > op->len || memcmp(chunk, op->data + off, (size_t)n) != 0)
+			goto out;
+		off += (size_t)n;
+	}
+	same = off == op->len;
+out:
+	close(fd);
+	return same;
+}
+
 static int store_do_output(const char *path, const struct store_op *op)
 {
 	const char *slash = strrchr(path, '/');
@@ -337,6 +369,11 @@ static int store_do_output(const char *path, const struct store_op *op)
 	dfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return -errno;
+	/* Consumers react to a changed file (a reload): rewriting the same bytes is no change. */
+	if (op->kind == STORE_OP_WRITE && store_same_file(dfd, slash + 1, op)) {
+		close(dfd);
+		return 1;
+	}
 	r = store_do_op(dfd, slash + 1, op);
 	if (r == 0)
 		r = store_fsync_dir(dfd);
@@ -439,6 +476,8 @@ static void store_batch_done(uv_work_t *req, int status)
 		if (op->result < 0) {
 			s->stats.writes_failed++;
 			s->stats.last_error = op->result;
+		} else if (op->result > 0) {
+			s->stats.writes_unchanged++;
 		} else if (op->kind == STORE_OP_WRITE) {
 			s->stats.writes_ok++;
 		} else {

@@ -24,6 +24,7 @@ struct store;
 
 struct store_stats {
 	uint64_t writes_ok;
+	uint64_t writes_unchanged; /* output files that already held the bytes: not rewritten */
 	uint64_t writes_failed;
 	uint64_t removes;
 	uint64_t writes_pending;
@@ -68,9 +69,11 @@ int store_del(struct store *s, const char *name);
 
 /*
  * Queues an atomic write of `data` to an arbitrary absolute path (an output file); `mode` is the
- * file mode (e.g. 0644). on_done (may be NULL) is called on the loop with 0 or -errno once the
- * write has completed or failed (a write replaced by a newer one to the same path reports the
- * newer one's result). Errors: -EINVAL relative path, a path ending in '/', '.' or '..', or
+ * file mode (e.g. 0644). A regular file at `path` that already holds exactly these bytes with
+ * this mode is left alone (its consumers see no change). on_done (may be NULL) is called on the
+ * loop once the write has completed or failed, with 0 (written), 1 (already identical, not
+ * rewritten) or -errno (a write replaced by a newer one to the same path reports the newer
+ * one's result). Errors: -EINVAL relative path, a path ending in '/', '.' or '..', or
  * mode bits outside 07777; -ENOBUFS too many pending; -ECANCELED closing. The temporary file
  * is made next to `path`; a symlink at `path` is replaced, not followed.
  */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "proto/pki.h"
+#include "proto/ocsp_http.h"
 #include "proto/pki_internal.h"
 #include "proto/ossl.h"
 
@@ -340,6 +341,28 @@ const uint8_t *pki_cert_der(const struct pki_cert *c, size_t *ret_len)
 {
 	*ret_len = c->der_len;
 	return c->der;
+}
+
+const uint8_t *pki_cert_serial(const struct pki_cert *c, size_t *ret_len)
+{
+	*ret_len = c->serial_len;
+	return c->serial;
+}
+
+void pki_cert_pem(const struct pki_cert *c, struct buf *out)
+{
+	size_t len;
+	const uint8_t *der = pki_cert_der(c, &len);
+	struct buf b64 = BUF_INIT;
+
+	ocsp_http_base64_encode(der, len, &b64);
+	buf_append_str(out, "-----BEGIN CERTIFICATE-----\n");
+	for (size_t i = 0; i < b64.len; i += 64) {
+		buf_append(out, b64.data + i, b64.len - i < 64 ? b64.len - i : 64);
+		buf_append_byte(out, '\n');
+	}
+	buf_append_str(out, "-----END CERTIFICATE-----\n");
+	buf_done(&b64);
 }
 
 const char *pki_cert_subject(const struct pki_cert *c)

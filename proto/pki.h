@@ -43,6 +43,12 @@ void pki_cert_compact(struct pki_cert *c);
 /* SHA-256 of the certificate's DER: its identity, whatever file it came from. */
 const uint8_t *pki_cert_fingerprint(const struct pki_cert *c); /* 32 bytes */
 const uint8_t *pki_cert_der(const struct pki_cert *c, size_t *ret_len);
+/* The serial number's INTEGER content octets (as a CertID carries them); length 0 when longer
+ * than CERTID_SERIAL_MAX. Owned by the cert. */
+const uint8_t *pki_cert_serial(const struct pki_cert *c, size_t *ret_len);
+/* Appends the certificate as one PEM "CERTIFICATE" block (64-column base64) to out. */
+struct buf;
+void pki_cert_pem(const struct pki_cert *c, struct buf *out);
 /* One-line RFC 2253 subject, for logs. Owned by the cert. */
 const char *pki_cert_subject(const struct pki_cert *c);
 bool pki_cert_is_ca(const struct pki_cert *c);
