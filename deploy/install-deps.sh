@@ -8,9 +8,10 @@ set -euo pipefail
 
 build_pkgs=(meson ninja-build pkg-config gcc clang libclang-rt-14-dev libuv1-dev libnghttp2-dev
 	libcurl4-openssl-dev libmsgpack-dev libssl-dev libcmocka-dev clang-format)
+# apache2, nginx, haproxy: the web servers the integration tests put in front of stapled.
 # serf: a real Serf agent, and memberlist's Go sources for the memberlist peer
 # (tests/interop/build-mlpeer.sh, which installs golang-go itself only if no Go is found).
-test_pkgs=(openssl curl python3 python3-cryptography gnutls-bin nghttp2-client wrk nginx-light serf
+test_pkgs=(openssl curl python3 python3-cryptography gnutls-bin nghttp2-client wrk nginx-light apache2 haproxy serf
 	golang-github-hashicorp-memberlist-dev)
 
 pkgs=("${build_pkgs[@]}")
