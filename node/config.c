@@ -846,8 +846,7 @@ static int load_outputs(struct loader *l, const struct yaml_node *v, struct conf
 	if (v->kind == YAML_SCALAR && v->scalar[0] == 0 && !v->quoted)
 		goto done; /* "outputs:" alone: none */
 	if (v->kind != YAML_SEQ)
-		return lfail(l, -EINVAL, v->line, "outputs: expected a list, got %s",
-			     kind_name(v));
+		return lfail(l, -EINVAL, v->line, "outputs: expected a list, got %s", kind_name(v));
 	outs = v->n ? xcalloc(v->n, sizeof(*outs)) : NULL;
 	for (; n < v->n; n++) {
 		int r = load_output(l, v->items[n], n, &outs[n]);
@@ -1180,14 +1179,16 @@ static int validate_outputs(const struct config *c, char *errbuf, size_t errlen)
 		char why[300];
 
 		for (size_t j = 0; j < i; j++)
-			if (o->name && c->outputs[j].name && strcmp(o->name, c->outputs[j].name) == 0)
-				return vfail(errbuf, errlen, "outputs: two outputs are named '%.100s'",
-					     name);
+			if (o->name && c->outputs[j].name &&
+			    strcmp(o->name, c->outputs[j].name) == 0)
+				return vfail(errbuf, errlen,
+					     "outputs: two outputs are named '%.100s'", name);
 		for (size_t j = 0; j < o->match.n; j++)
 			if (o->match.v[j][0] != '/')
-				return vfail(errbuf, errlen,
-					     "outputs '%.100s': match '%.200s' is not an absolute path",
-					     name, o->match.v[j]);
+				return vfail(
+					errbuf, errlen,
+					"outputs '%.100s': match '%.200s' is not an absolute path",
+					name, o->match.v[j]);
 		const char *tmpl[2] = {o->ocsp_file, o->issuer_file};
 		for (size_t j = 0; j < 2; j++)
 			if (tmpl[j] && outrule_check(tmpl[j], why, sizeof(why)) < 0)
@@ -1195,10 +1196,12 @@ static int validate_outputs(const struct config *c, char *errbuf, size_t errlen)
 					     j == 0 ? "ocsp_file" : "issuer_file", why);
 		for (size_t j = 0; j < o->haproxy_sockets.n; j++)
 			if (config_parse_socket(o->haproxy_sockets.v[j], NULL) < 0)
-				return vfail(errbuf, errlen,
-					     "outputs '%.100s': haproxy_sockets: '%.200s' is neither "
-					     "an absolute unix socket path (under 108 bytes) nor ADDR:PORT",
-					     name, o->haproxy_sockets.v[j]);
+				return vfail(
+					errbuf, errlen,
+					"outputs '%.100s': haproxy_sockets: '%.200s' is neither "
+					"an absolute unix socket path (under 108 bytes) nor "
+					"ADDR:PORT",
+					name, o->haproxy_sockets.v[j]);
 		if (o->command && !o->command[0])
 			return vfail(errbuf, errlen, "outputs '%.100s': command is empty", name);
 	}

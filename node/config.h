@@ -25,10 +25,10 @@ struct config_cert {
 
 /* One `outputs:` item: what to hand web servers for the certificates it matches. */
 struct config_output {
-	char *name;		/* for logs and metrics (default "output-N", N from 1) */
-	struct str_list match;	/* certificate files, or directories (everything below them) */
-	char *ocsp_file;	/* template of the response file to write (proto/outrule.h) */
-	char *issuer_file;	/* template of the issuer PEM, written when the file lacks it */
+	char *name;	       /* for logs and metrics (default "output-N", N from 1) */
+	struct str_list match; /* certificate files, or directories (everything below them) */
+	char *ocsp_file;       /* template of the response file to write (proto/outrule.h) */
+	char *issuer_file;     /* template of the issuer PEM, written when the file lacks it */
 	struct str_list haproxy_sockets; /* admin sockets: "/path" (unix) or "ADDR:PORT" */
 	char *command;			 /* run with /bin/sh -c after a written file changed */
 	uint64_t command_interval_ms;	 /* at least this long between two runs (30 s) */

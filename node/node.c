@@ -335,9 +335,8 @@ static void hooks_reap(struct node *n, bool all)
 		}
 }
 
-struct hook *node_spawn(struct node *n, const char *group, const char *command,
-			char *const *env, void (*on_exit)(int64_t status, int sig, void *ud),
-			void *ud)
+struct hook *node_spawn(struct node *n, const char *group, const char *command, char *const *env,
+			void (*on_exit)(int64_t status, int sig, void *ud), void *ud)
 {
 	const char *path = getenv("PATH");
 	char pathv[1024];

@@ -106,14 +106,14 @@ struct slot_state {
 /* The node's data for a cache entry (cache_entry_user). Owned by the inventory. */
 struct entry_info {
 	struct cache_entry *entry;
-	struct pki_cert *cert;	     /* the leaf (reference); NULL if only known by CertID */
-	char name[CERTID_SHORT_MAX]; /* short id for logs and metrics */
-	struct str_list upstreams;   /* per-certificate override from the config */
-	struct out_bindings outs;    /* what web servers get of each new response (output.c) */
+	struct pki_cert *cert;	       /* the leaf (reference); NULL if only known by CertID */
+	char name[CERTID_SHORT_MAX];   /* short id for logs and metrics */
+	struct str_list upstreams;     /* per-certificate override from the config */
+	struct out_bindings outs;      /* what web servers get of each new response (output.c) */
 	struct out_bindings outs_next; /* inventory.c, during a scan */
 	bool outs_rebuilt;	       /* inventory.c, during a scan */
-	unsigned sources;	     /* inventory files/config items naming this certificate */
-	bool no_upstream;	     /* no URL to ask: definitively failed */
+	unsigned sources;	       /* inventory files/config items naming this certificate */
+	bool no_upstream;	       /* no URL to ask: definitively failed */
 	struct slot_state *slots[CERTID_ALG_COUNT];
 	int64_t last_used_unix; /* last request for it (learned entries expire on this) */
 	uint32_t fetches;	/* upstream fetches started for it (not peer pulls) */
@@ -219,9 +219,8 @@ int node_run(const struct node_opts *opts);
  * 60 s is killed, and all are at shutdown. Returns the hook, owned by the node and valid until
  * on_exit runs, or NULL (logged) if the command could not be started.
  */
-struct hook *node_spawn(struct node *n, const char *group, const char *command,
-			char *const *env, void (*on_exit)(int64_t status, int sig, void *ud),
-			void *ud);
+struct hook *node_spawn(struct node *n, const char *group, const char *command, char *const *env,
+			void (*on_exit)(int64_t status, int sig, void *ud), void *ud);
 /* on_exit will not be called: the caller is going away (the command runs on). */
 void node_hook_detach(struct hook *h);
 

@@ -64,7 +64,7 @@ struct out_sock {
 	uv_connect_t connect_req;
 	uv_write_t write_req;
 	struct buf line, reply;
-	uv_timer_t timer; /* attempt deadline, or the wake-up for a delayed push */
+	uv_timer_t timer;	/* attempt deadline, or the wake-up for a delayed push */
 	unsigned sock_failures; /* consecutive attempts that got no answer at all */
 	uint64_t backoff_until_ms;
 	uint64_t accepted, rejected, failed, dropped;
@@ -294,7 +294,6 @@ static void on_sock_timer(uv_timer_t *t)
 	sock_kick(s);
 }
 
-
 static void on_reply_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
 {
 	struct out_sock *s = st->data;
@@ -403,12 +402,12 @@ static void on_handle_closed(uv_handle_t *h)
 			push_free(p); /* gone, or a newer response is queued */
 		} else if (p->attempts >= HAPROXY_CLI_MAX_ATTEMPTS) {
 			s->dropped++;
-			log_err("output", "%s: %s: push for %s refused %u times (%s): given up", s->t->name,
-				s->addr, p->name, p->attempts, msg);
+			log_err("output", "%s: %s: push for %s refused %u times (%s): given up",
+				s->t->name, s->addr, p->name, p->attempts, msg);
 			push_free(p);
 		} else {
-			log_warning("output", "%s: %s: push for %s refused: %s; retried", s->t->name,
-				    s->addr, p->name, msg);
+			log_warning("output", "%s: %s: push for %s refused: %s; retried",
+				    s->t->name, s->addr, p->name, msg);
 			p->not_before_ms = now + haproxy_cli_retry_delay_ms(p->attempts);
 			queue_append(s, p, false);
 		}
@@ -427,11 +426,13 @@ static void on_handle_closed(uv_handle_t *h)
 		if (s->sock_failures >= HAPROXY_CLI_MAX_ATTEMPTS) {
 			size_t dropped = sock_drop_all(s);
 			log_err("output",
-				"%s: %s: unreachable after %u attempts (%s): %zu pushes dropped; the "
+				"%s: %s: unreachable after %u attempts (%s): %zu pushes dropped; "
+				"the "
 				"files carry them to HAProxy's next start",
 				s->t->name, s->addr, s->sock_failures, s->last_error, dropped);
 			s->sock_failures = 0;
-			s->backoff_until_ms = now + haproxy_cli_retry_delay_ms(HAPROXY_CLI_MAX_ATTEMPTS);
+			s->backoff_until_ms =
+				now + haproxy_cli_retry_delay_ms(HAPROXY_CLI_MAX_ATTEMPTS);
 		} else {
 			log_warning("output", "%s: %s: push for %s failed: %s; retried", s->t->name,
 				    s->addr, p->name, s->last_error);
@@ -510,8 +511,7 @@ static void sock_kick(struct out_sock *s)
 	uv_timer_start(&s->timer, on_sock_timer, PUSH_TIMEOUT_MS, 0);
 }
 
-static void sock_enqueue(struct out_sock *s, struct entry_info *ei, const uint8_t *der,
-			 size_t len)
+static void sock_enqueue(struct out_sock *s, struct entry_info *ei, const uint8_t *der, size_t len)
 {
 	struct push *p = hmap_get(&s->by_ei, &ei, sizeof(ei));
 	if (p) {
@@ -648,7 +648,8 @@ static void write_file(struct outputs *o, struct out_target *t, const char *file
 	if (r < 0) {
 		t->files_failed++;
 		o->n->m.output_writes_failed++;
-		log_err("output", "%s: cannot queue a write of %s: %s", t->name, file, strerror(-r));
+		log_err("output", "%s: cannot queue a write of %s: %s", t->name, file,
+			strerror(-r));
 		free(w->file);
 		free(w);
 		return;
@@ -920,8 +921,7 @@ void output_admin_json(struct node *n, struct buf *out)
 		const struct out_target *t = &o->t[i];
 		buf_append_str(out, i ? ",{\"name\":" : "{\"name\":");
 		admin_json_str(out, t->name);
-		buf_printf(out,
-			   ",\"files\":{\"written\":%llu,\"unchanged\":%llu,\"failed\":%llu}",
+		buf_printf(out, ",\"files\":{\"written\":%llu,\"unchanged\":%llu,\"failed\":%llu}",
 			   (unsigned long long)t->files_written,
 			   (unsigned long long)t->files_unchanged,
 			   (unsigned long long)t->files_failed);
@@ -934,8 +934,9 @@ void output_admin_json(struct node *n, struct buf *out)
 				   "\"last_run_unix\":%lld,\"last_status\":%d,\"due_in_ms\":%lld}",
 				   (unsigned long long)t->commands_ok,
 				   (unsigned long long)t->commands_failed,
-				   t->running ? "true" : "false", t->gate.pending ? "true" : "false",
-				   (long long)t->last_run_unix, t->last_status,
+				   t->running ? "true" : "false",
+				   t->gate.pending ? "true" : "false", (long long)t->last_run_unix,
+				   t->last_status,
 				   due == UINT64_MAX ? -1LL
 						     : (long long)(due > uv_now(n->loop)
 									   ? due - uv_now(n->loop)

@@ -18,7 +18,14 @@ bool outrule_match(const char *match, const char *cert_path)
 	return cert_path[m] == '/' || (m == 1 && match[0] == '/');
 }
 
-enum var { VAR_PATH, VAR_DIR, VAR_FILE, VAR_STEM, VAR_SERIAL, VAR_COUNT };
+enum var {
+	VAR_PATH,
+	VAR_DIR,
+	VAR_FILE,
+	VAR_STEM,
+	VAR_SERIAL,
+	VAR_COUNT
+};
 static const char *const var_names[VAR_COUNT] = {"path", "dir", "file", "stem", "serial"};
 
 /* The variable named by tmpl[0..] (just after '{'), its length through '}' in *ret_len. */
@@ -65,8 +72,8 @@ int outrule_check(const char *tmpl, char *errbuf, size_t errlen)
 		p += len;
 	}
 	if (tmpl[0] != '/' && first != VAR_PATH && first != VAR_DIR) {
-		snprintf(errbuf, errlen, "'%.200s' is not absolute: start it with '/', {path} or {dir}",
-			 tmpl);
+		snprintf(errbuf, errlen,
+			 "'%.200s' is not absolute: start it with '/', {path} or {dir}", tmpl);
 		return -EINVAL;
 	}
 	return 0;
@@ -90,8 +97,7 @@ static bool path_ok(const char *p, size_t n)
 	return memchr(p, 0, n) == NULL;
 }
 
-int outrule_expand(const char *tmpl, const char *cert_path, const char *serial_hex,
-		   struct buf *out)
+int outrule_expand(const char *tmpl, const char *cert_path, const char *serial_hex, struct buf *out)
 {
 	char err[8];
 	size_t len, mark = out->len;

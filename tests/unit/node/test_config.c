@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "node/config.h"
+#include "proto/macro.h"
 
 #define EXAMPLE	  FIXTURES "/../../deploy/stapled.example.yaml"
 #define REFERENCE FIXTURES "/../../docs/configuration.md"
@@ -835,6 +836,102 @@ static void test_example_file(void **state)
 }
 
 /* Every ```yaml block of the reference must load and validate: the documentation cannot drift. */
+static void test_outputs(void **state)
+{
+	(void)state;
+	struct config c, d;
+	char err[512] = "";
+	config_init(&c);
+	assert_int_equal(load(&c,
+			      "outputs:\n"
+			      "  - name: haproxy\n"
+			      "    match: /etc/haproxy/certs\n"
+			      "    ocsp_file: \"{path}.ocsp\"\n"
+			      "    issuer_file: \"{path}.issuer\"\n"
+			      "    haproxy_sockets: [/run/haproxy/admin.sock, \"127.0.0.1:9999\"]\n"
+			      "  - match: [/etc/nginx/a.pem, /etc/nginx/b.pem]\n"
+			      "    ocsp_file: /var/lib/stapled/nginx/{stem}.der\n"
+			      "    command: nginx -s reload\n"
+			      "    command_interval: 2m\n"
+			      "  - match: /srv\n"
+			      "    haproxy_sockets: [/run/h.sock]\n",
+			      err, sizeof(err)),
+			 0);
+	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
+	assert_int_equal(c.n_outputs, 3);
+	assert_string_equal(c.outputs[0].name, "haproxy");
+	assert_list(&c.outputs[0].match, 1, "/etc/haproxy/certs");
+	assert_string_equal(c.outputs[0].issuer_file, "{path}.issuer");
+	assert_list(&c.outputs[0].haproxy_sockets, 2, "/run/haproxy/admin.sock", "127.0.0.1:9999");
+	assert_null(c.outputs[0].command);
+	assert_int_equal(c.outputs[0].command_interval_ms, 30000); /* default */
+	assert_string_equal(c.outputs[1].name, "output-2");	   /* default: its position */
+	assert_list(&c.outputs[1].match, 2, "/etc/nginx/a.pem", "/etc/nginx/b.pem");
+	assert_string_equal(c.outputs[1].command, "nginx -s reload");
+	assert_int_equal(c.outputs[1].command_interval_ms, 120000);
+
+	/* The same text again: equal; any change: not. */
+	config_init(&d);
+	assert_true(config_outputs_equal(&c, &c));
+	assert_false(config_outputs_equal(&c, &d));
+	assert_int_equal(load(&d, "outputs:\n  - match: /srv\n    haproxy_sockets: [/run/h.sock]\n",
+			      err, sizeof(err)),
+			 0);
+	assert_false(config_outputs_equal(&c, &d));
+	config_done(&d);
+
+	/* A later load replaces the whole list; "outputs:" alone empties it. */
+	assert_int_equal(load(&c, "outputs:\n", err, sizeof(err)), 0);
+	assert_int_equal(c.n_outputs, 0);
+	config_done(&c);
+
+	static const struct {
+		const char *doc, *want;
+	} refused[] = {
+		{"outputs:\n  - ocsp_file: /x\n", "'match' is required"},
+		{"outputs:\n  - match: /x\n", "nothing to do"},
+		{"outputs:\n  - match: /x\n    command: true\n    haproxy_sockets: [/s]\n",
+		 "'command' runs when a written file changes"},
+		{"outputs:\n  - match: /x\n    ocsp_file: /y\n    colour: red\n",
+		 "unknown key 'outputs[0].colour'"},
+		{"outputs:\n  - match: /x\n    ocsp_file: /y\n    command_interval: soon\n",
+		 "is not a duration"},
+		{"outputs: /x\n", "expected a list"},
+		{"outputs:\n  - /x\n", "expected a mapping"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(refused); i++) {
+		config_init(&c);
+		err[0] = 0;
+		assert_int_equal(load(&c, refused[i].doc, err, sizeof(err)), -EINVAL);
+		if (!strstr(err, refused[i].want))
+			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err, refused[i].want);
+		assert_int_equal(c.n_outputs, 0);
+		config_done(&c);
+	}
+	static const struct {
+		const char *doc, *want;
+	} invalid[] = {
+		{"outputs:\n  - match: rel\n    ocsp_file: /y\n", "not an absolute path"},
+		{"outputs:\n  - match: /x\n    ocsp_file: \"{stem}.der\"\n", "not absolute"},
+		{"outputs:\n  - match: /x\n    issuer_file: \"/a/{nope}\"\n",
+		 "unknown or unclosed"},
+		{"outputs:\n  - match: /x\n    haproxy_sockets: [sock]\n", "haproxy_sockets"},
+		{"outputs:\n  - match: /x\n    haproxy_sockets: [127.0.0.1]\n", "haproxy_sockets"},
+		{"outputs:\n  - name: a\n    match: /x\n    ocsp_file: /y\n"
+		 "  - name: a\n    match: /z\n    ocsp_file: /w\n",
+		 "two outputs are named 'a'"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(invalid); i++) {
+		config_init(&c);
+		err[0] = 0;
+		assert_int_equal(load(&c, invalid[i].doc, err, sizeof(err)), 0);
+		assert_int_equal(config_validate(&c, err, sizeof(err)), -EINVAL);
+		if (!strstr(err, invalid[i].want))
+			fail_msg("invalid %zu: \"%s\" lacks \"%s\"", i, err, invalid[i].want);
+		config_done(&c);
+	}
+}
+
 static void test_reference_examples(void **state)
 {
 	(void)state;
@@ -895,6 +992,7 @@ int main(void)
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_example_file),
 		cmocka_unit_test(test_reference_examples),
+		cmocka_unit_test(test_outputs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -732,6 +732,37 @@ static void test_outputs_only(void **state)
 	assert_file(f->dir, "x.ocsp", "out", 3);
 	store_get_stats(f->s, &st);
 	assert_int_equal(st.writes_ok, 1);
+
+	/* The same bytes and mode again: reported as unchanged (1), the file left alone (its
+	 * inode stays, so a web server watching it sees nothing). */
+	struct stat before, after;
+	assert_int_equal(stat(out, &before), 0);
+	r = (struct done_rec){0};
+	assert_int_equal(
+		store_write_file(f->s, out, (const uint8_t *)"out", 3, 0644, on_done_rec, &r), 0);
+	uv_run(&f->loop, UV_RUN_DEFAULT);
+	assert_int_equal(r.calls, 1);
+	assert_int_equal(r.err, 1);
+	assert_int_equal(stat(out, &after), 0);
+	assert_int_equal(before.st_ino, after.st_ino);
+	/* Other bytes, or another mode, are a change. */
+	const struct {
+		const char *data;
+		unsigned mode;
+	} changes[] = {{"oux", 0644}, {"ouxx", 0644}, {"ouxx", 0640}, {"", 0640}};
+	for (size_t i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
+		r = (struct done_rec){0};
+		assert_int_equal(store_write_file(f->s, out, (const uint8_t *)changes[i].data,
+						  strlen(changes[i].data), changes[i].mode,
+						  on_done_rec, &r),
+				 0);
+		uv_run(&f->loop, UV_RUN_DEFAULT);
+		assert_int_equal(r.err, 0);
+		assert_file(f->dir, "x.ocsp", changes[i].data, strlen(changes[i].data));
+	}
+	store_get_stats(f->s, &st);
+	assert_int_equal(st.writes_ok, 5);
+	assert_int_equal(st.writes_unchanged, 1);
 	close_store(f);
 }
 

@@ -46,7 +46,8 @@ static void test_expand(void **state)
 	expect("{path}.issuer", "/etc/haproxy/site.pem", "/etc/haproxy/site.pem.issuer");
 	expect("/var/lib/stapled/nginx/{stem}.der", "/etc/nginx/ssl/a.b.crt",
 	       "/var/lib/stapled/nginx/a.b.der");
-	expect("{dir}/ocsp/{file}.der", "/etc/nginx/ssl/site.crt", "/etc/nginx/ssl/ocsp/site.crt.der");
+	expect("{dir}/ocsp/{file}.der", "/etc/nginx/ssl/site.crt",
+	       "/etc/nginx/ssl/ocsp/site.crt.der");
 	expect("{dir}/{stem}-{serial}.resp", "/site.pem", "/site-1A2B.resp");
 	expect("/out/{stem}", "/etc/noext", "/out/noext");
 	expect("/out/{stem}.der", "/etc/.hidden", "/out/.hidden.der");
@@ -141,7 +142,7 @@ static void test_gate(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_match),	      cmocka_unit_test(test_expand),
+		cmocka_unit_test(test_match),	       cmocka_unit_test(test_expand),
 		cmocka_unit_test(test_expand_refused), cmocka_unit_test(test_check),
 		cmocka_unit_test(test_gate),
 	};
