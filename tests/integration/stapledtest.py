@@ -106,6 +106,18 @@ class Proc:
             return ""
 
 
+def track(proc):
+    """Stops proc (anything with .stop(timeout=...)) at exit and on SIGTERM/SIGINT, like the
+    processes started with Proc: for daemons a test launches through a launcher."""
+    if proc not in _procs:
+        _procs.append(proc)
+
+
+def untrack(proc):
+    if proc in _procs:
+        _procs.remove(proc)
+
+
 def _stop_all():
     while _procs:
         p = _procs.pop()
@@ -520,6 +532,9 @@ class Env:
             self.upstream = OpensslResponder(self, up_port, validity_min, upstream_args)
         self.nodes = []
         self.extra_upstreams = []
+        # Other processes of the test (web servers, gossip peers, agents): objects with .name and
+        # .proc (.proc.stop(timeout=...), .proc.log()), stopped at cleanup, logs shown on failure.
+        self.others = []
 
     def add_upstream(self, validity_min=60, extra_args=()):
         """One more tests/tools upstream on the same PKI (a second responder for failover
@@ -619,6 +634,16 @@ class Env:
         return code, headers_out, data
 
     def cleanup(self, failed):
+        for o in reversed(self.others):
+            try:
+                o.proc.stop(timeout=3)
+            except Exception:  # noqa: BLE001 - cleanup must go on
+                pass
+        if failed or os.environ.get("KEEP_TMP"):
+            for o in self.others:
+                print("# --- %s log (tail) ---" % o.name)
+                for line in o.proc.log()[-2500:].splitlines():
+                    print("#   " + line)
         for n in self.nodes:
             if n.proc:
                 n.stop()
@@ -639,8 +664,7 @@ class Env:
 
 class BareEnv(Env):
     """A temporary directory for stapled nodes and other processes (gossip peers, agents): no
-    PKI, no upstream. Whatever is appended to `others` (objects with .name and .proc) is stopped
-    at cleanup, and its log shown when the test failed."""
+    PKI, no upstream."""
 
     def __init__(self, test):  # pylint: disable=super-init-not-called
         self.test = test
@@ -650,16 +674,6 @@ class BareEnv(Env):
         self.nodes = []
         self.extra_upstreams = []
         self.others = []
-
-    def cleanup(self, failed):
-        for o in self.others:
-            o.proc.stop(timeout=3)
-        if failed or os.environ.get("KEEP_TMP"):
-            for o in self.others:
-                print("# --- %s log (tail) ---" % o.name)
-                for line in o.proc.log()[-2500:].splitlines():
-                    print("#   " + line)
-        super().cleanup(failed)
 
 
 # --- raw HTTP ------------------------------------------------------------------------------------

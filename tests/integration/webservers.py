@@ -30,7 +30,6 @@ import time
 
 import stapledtest as st
 
-KEEP_TMP = bool(os.environ.get("KEEP_TMP"))
 CLIENT_TIMEOUT = 20  # seconds for one TLS client run (slow under ASan, never reached normally)
 
 
@@ -171,7 +170,7 @@ class Daemon:
                 raise RuntimeError("%s: launcher did not return in %ds" % (self.name, timeout))
         if rc != 0:
             raise RuntimeError("%s: %s exited %d\n%s" % (self.name, argv[0], rc, self.log()))
-        st._procs.append(self)  # pylint: disable=protected-access
+        st.track(self)
         try:
             self.pid = st.poll(self._pid_from_file, timeout, what=self.name + " pid file")
         except TimeoutError:
@@ -197,8 +196,7 @@ class Daemon:
         """Signals the pid and waits until it is gone, then SIGKILLs what is left of its session
         (daemons call setsid(), so the session id is the pid). Idempotent; returns None."""
         pid, self.pid = self.pid, None
-        if self in st._procs:  # pylint: disable=protected-access
-            st._procs.remove(self)  # pylint: disable=protected-access
+        st.untrack(self)
         if pid is None:
             return None
         try:
@@ -240,26 +238,8 @@ class Daemon:
 def _attach(env, server):
     """Stops server when env is cleaned up (end of the test case, also after an exception), and
     shows its log first when the case failed."""
-    servers = env.__dict__.get("_webservers")
-    if servers is None:
-        servers = env._webservers = []  # pylint: disable=protected-access
-        inner = env.cleanup
-
-        def cleanup(failed):
-            for s in reversed(servers):
-                try:
-                    s.stop()
-                except Exception:  # noqa: BLE001 - cleanup must go on
-                    pass
-            if failed or KEEP_TMP:
-                for s in servers:
-                    print("# --- %s log (tail) ---" % s.name)
-                    for line in s.log()[-2500:].splitlines():
-                        print("#   " + line)
-            inner(failed)
-
-        env.cleanup = cleanup
-    servers.append(server)
+    server.proc = server.daemon
+    env.others.append(server)
 
 
 def _run_dir(env, name):
