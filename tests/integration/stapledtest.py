@@ -349,6 +349,10 @@ def _scalar(v):
     return json.dumps(str(v))  # a JSON string is a valid YAML double-quoted scalar
 
 
+# stapled_upstream_fetches_total results that mean the upstream's answer was not taken.
+FETCH_FAILED = ("invalid", "http_error", "network_error")
+
+
 class Stapled:
     def __init__(self, env, config, name="stapled", extra_args=(), start=True):
         self.env = env
@@ -435,6 +439,23 @@ class Stapled:
         code, _ = self.http_admin("POST", "/admin/refresh", b"")
         if code != 200:
             raise RuntimeError("/admin/refresh answered %d" % code)
+
+    def fetch_count(self, results=None):
+        """Upstream fetches ended so far (stapled_upstream_fetches_total), all or of the given
+        results (e.g. FETCH_FAILED)."""
+        if results is None:
+            return self.metric("stapled_upstream_fetches_total")
+        return sum(self.metric("stapled_upstream_fetches_total", result=r) for r in results)
+
+    def refresh_and_wait(self, what, timeout=30):
+        """POST /admin/refresh, then waits until one fetch per entry has ended and none is in
+        flight. Returns how many of them failed (FETCH_FAILED results)."""
+        n = len(self.entries())
+        before, failed0 = self.fetch_count(), self.fetch_count(FETCH_FAILED)
+        self.refresh()
+        poll(lambda: self.fetch_count() >= before + n
+             and self.metric("stapled_upstream_fetches_in_flight") == 0, timeout, what=what)
+        return self.fetch_count(FETCH_FAILED) - failed0
 
     def cluster_members(self):
         """The members in this node's gossip view (/admin/members); [] if it does not answer."""

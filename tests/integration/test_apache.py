@@ -25,7 +25,6 @@ import stapledtest as st
 import webservers as ws
 
 CACHE_TIMEOUT = 2  # Apache's SSLStaplingStandardCacheTimeout / ErrorCacheTimeout, seconds
-FAILED = ("invalid", "http_error", "network_error")  # stapled_upstream_fetches_total results
 TRICKLERS = 10
 
 
@@ -42,24 +41,6 @@ def serial(env, cert):
 
 def leaf_path(env, cert):
     return ws.cert_files(env.pki, cert)[2]
-
-
-def fetches(node, results=None):
-    if results is None:
-        return node.metric("stapled_upstream_fetches_total")
-    return sum(node.metric("stapled_upstream_fetches_total", result=r) for r in results)
-
-
-def refresh_and_wait(node, what, timeout=30):
-    """POST /admin/refresh, then waits until one fetch per entry has ended. Returns how many of
-    them failed (invalid, http_error, network_error)."""
-    n = len(node.entries())
-    before, failed0 = fetches(node), fetches(node, FAILED)
-    node.refresh()
-    st.poll(lambda: fetches(node) >= before + n
-            and node.metric("stapled_upstream_fetches_in_flight") == 0,
-            timeout, what=what)
-    return fetches(node, FAILED) - failed0
 
 
 def expect_good(t, env, ap, cert, what, der=None):
@@ -174,9 +155,9 @@ def case_tree(t):
     # b. Revocation at the CA reaches Apache once stapled refreshed (parent, then leaf).
     env.pki.revoke(leaf_path(env, "extra-1"))
     s1 = serial(env, "extra-1")
-    refresh_and_wait(regional, "regional refresh after the revocation")
+    regional.refresh_and_wait("regional refresh after the revocation")
     t.eq((regional.entry(s1) or {}).get("status"), "revoked", "regional: extra-1 now revoked")
-    refresh_and_wait(leaf, "leaf refresh after the revocation")
+    leaf.refresh_and_wait("leaf refresh after the revocation")
     t.eq((leaf.entry(s1) or {}).get("status"), "revoked", "leaf: extra-1 now revoked")
     n = ws.wait_staple(ap.port("extra-1"), root(env), want="revoked",
                        tries=int((CACHE_TIMEOUT + 20) / 0.5), interval=0.5)
@@ -196,14 +177,14 @@ def case_tree(t):
             env.upstream.stop()
         else:
             env.upstream.set_mode(mode)
-        failed = refresh_and_wait(regional, "regional refresh, upstream %s" % mode)
+        failed = regional.refresh_and_wait("regional refresh, upstream %s" % mode)
         e = regional.entry(gs) or {}
         t.ok(failed >= 3 and e.get("failures", 0) >= 1,
              "upstream %s: the regional node's refresh failed (%d failed fetches, entry "
              "failures %s)" % (mode, failed, e.get("failures")))
         t.ok(e.get("status") == "good" and e.get("this_update") == this_unix,
              "upstream %s: the regional node still holds the good response" % mode, e)
-        refresh_and_wait(leaf, "leaf refresh, upstream %s" % mode)
+        leaf.refresh_and_wait("leaf refresh, upstream %s" % mode)
         e = leaf.entry(gs) or {}
         t.ok(e.get("status") == "good" and e.get("this_update") == this_unix,
              "upstream %s: the leaf still holds the good response" % mode, e)
@@ -234,7 +215,7 @@ def case_lone_node_restart(t):
                    error_cache_timeout=CACHE_TIMEOUT)
     good = expect_good(t, env, ap, "good", "first handshake")
     env.upstream.stop()
-    failed = refresh_and_wait(node, "refresh with the CA down")
+    failed = node.refresh_and_wait("refresh with the CA down")
     t.ok(failed >= 2, "CA down: the forced refresh failed (%d failed fetches)" % failed)
     node.restart()
     node.wait_ready(timeout=10)
@@ -269,7 +250,7 @@ def case_proxy_mode(t):
 
     # Revocation.
     env.pki.revoke(leaf_path(env, "extra-1"))
-    refresh_and_wait(node, "refresh after the revocation")
+    node.refresh_and_wait("refresh after the revocation")
     t.eq((node.entry(serial(env, "extra-1")) or {}).get("status"), "revoked",
          "stapled: extra-1 now revoked")
     n = ws.wait_staple(ap.port("extra-1"), root(env), want="revoked",
@@ -283,8 +264,8 @@ def case_proxy_mode(t):
                            "proxy mode, before the CA turns bad")
     good = expect_good(t, env, ap, "good", "proxy mode, before the CA turns bad")
     env.upstream.set_mode("badsig")
-    failed = refresh_and_wait(node, "refresh, upstream badsig")
-    t.ok(failed >= 3 and fetches(node, ("invalid",)) >= 3,
+    failed = node.refresh_and_wait("refresh, upstream badsig")
+    t.ok(failed >= 3 and node.fetch_count(("invalid",)) >= 3,
          "upstream badsig: the refresh is refused as invalid (%d failed)" % failed)
     hold_steady(t, env, ap, "good", ref.this_update, "proxy mode, upstream badsig", node)
     expect_good(t, env, ap, "good", "proxy mode, upstream badsig", der=good)

@@ -25,24 +25,6 @@ import time
 import stapledtest as st
 import webservers as ws
 
-FAILED = ("invalid", "http_error", "network_error")
-
-
-def fetches(node, results=None):
-    if results is None:
-        return node.metric("stapled_upstream_fetches_total")
-    return sum(node.metric("stapled_upstream_fetches_total", result=r) for r in results)
-
-
-def refresh_and_wait(node, what, timeout=30):
-    """POST /admin/refresh and wait until one fetch per entry has ended; returns the failures."""
-    n = len(node.entries())
-    before, failed0 = fetches(node), fetches(node, FAILED)
-    node.refresh()
-    st.poll(lambda: fetches(node) >= before + n
-            and node.metric("stapled_upstream_fetches_in_flight") == 0, timeout, what=what)
-    return fetches(node, FAILED) - failed0
-
 
 def pushes(node, result="accepted", **labels):
     return node.metric("stapled_output_pushes_total", result=result, **labels)
@@ -100,8 +82,8 @@ class Tree:
 
     def refresh_both(self, what):
         """The regional node first (it holds what the CA said), then the leaf."""
-        f1 = refresh_and_wait(self.regional, what + " (regional)")
-        f2 = refresh_and_wait(self.leaf, what + " (leaf)")
+        f1 = self.regional.refresh_and_wait(what + " (regional)")
+        f2 = self.leaf.refresh_and_wait(what + " (leaf)")
         return f1 + f2
 
 
@@ -207,7 +189,7 @@ def case_upstream_bad(t):
             tree.env.upstream.stop()
         else:
             tree.env.upstream.set_mode(mode)
-        failed = refresh_and_wait(tree.regional, "regional refresh, upstream " + mode)
+        failed = tree.regional.refresh_and_wait("regional refresh, upstream " + mode)
         t.ok(failed >= 1, "upstream %s: the regional node's refresh failed" % mode)
         tree.refresh_both("both refreshed, upstream " + mode)
         time.sleep(0.5)  # a push would be on its way by now

@@ -20,7 +20,6 @@ import time
 import stapledtest as st
 import webservers as ws
 
-FAILED = ("invalid", "http_error", "network_error")  # stapled_upstream_fetches_total results
 REVOKED_LOG = 'certificate status "revoked" in the OCSP response'
 HANDSHAKES = 30  # wait_staple's bound, 0.3 s apart
 
@@ -37,24 +36,6 @@ def leaf_path(env, cert):
 
 def serial(env, cert):
     return env.pki.serial(leaf_path(env, cert))
-
-
-def fetches(node, results=None):
-    if results is None:
-        return node.metric("stapled_upstream_fetches_total")
-    return sum(node.metric("stapled_upstream_fetches_total", result=r) for r in results)
-
-
-def refresh_and_wait(node, what, timeout=30):
-    """POST /admin/refresh, then waits until one fetch per entry has ended; returns how many of
-    them failed."""
-    n = len(node.entries())
-    before, failed0 = fetches(node), fetches(node, FAILED)
-    node.refresh()
-    st.poll(lambda: fetches(node) >= before + n
-            and node.metric("stapled_upstream_fetches_in_flight") == 0,
-            timeout, what=what)
-    return fetches(node, FAILED) - failed0
 
 
 def expect_good(t, env, ng, name, cert, what, der=None):
@@ -144,7 +125,7 @@ def case_revocation(t):
     expect_good(t, env, ng, "extra-1", "extra-1", "before the revocation")
 
     env.pki.revoke(leaf_path(env, "extra-1"))
-    refresh_and_wait(node, "refresh after the revocation")
+    node.refresh_and_wait("refresh after the revocation")
     t.eq((node.entry(serial(env, "extra-1")) or {}).get("status"), "revoked",
          "stapled holds the revoked response")
     # Until it reloads, nginx keeps what it had (its own refresh is at least 5 minutes away):
@@ -174,7 +155,7 @@ def case_bad_upstream_then_restart(t):
             env.upstream.stop()
         else:
             env.upstream.set_mode(mode)
-        failed = refresh_and_wait(node, "refresh, upstream %s" % mode)
+        failed = node.refresh_and_wait("refresh, upstream %s" % mode)
         e = node.entry(gs) or {}
         t.ok(failed >= 1 and e.get("failures", 0) >= 1,
              "upstream %s: stapled's refresh failed (%d failed fetches, entry failures %s)"

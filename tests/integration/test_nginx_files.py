@@ -17,23 +17,6 @@ import time
 import stapledtest as st
 import webservers as ws
 
-FAILED = ("invalid", "http_error", "network_error")
-
-
-def fetches(node, results=None):
-    if results is None:
-        return node.metric("stapled_upstream_fetches_total")
-    return sum(node.metric("stapled_upstream_fetches_total", result=r) for r in results)
-
-
-def refresh_and_wait(node, what, timeout=30):
-    n = len(node.entries())
-    before, failed0 = fetches(node), fetches(node, FAILED)
-    node.refresh()
-    st.poll(lambda: fetches(node) >= before + n
-            and node.metric("stapled_upstream_fetches_in_flight") == 0, timeout, what=what)
-    return fetches(node, FAILED) - failed0
-
 
 def read(path):
     try:
@@ -132,7 +115,7 @@ def case_first_handshake_and_revoke(t):
     s.env.pki.revoke("good")
     w0, c0 = written(s.node), commands(s.node)
     workers = set(s.nginx.workers())
-    refresh_and_wait(s.node, "refresh after revoking")
+    s.node.refresh_and_wait("refresh after revoking")
     st.poll(lambda: commands(s.node) > c0, 30, what="the reload command run")
     s.wait_reloaded(workers)
     t.ok(written(s.node) >= w0 + 1, "the new response written (%d files)"
@@ -148,12 +131,12 @@ def case_reload_rate_limited(t):
     s = Setup(t, interval="6s")
     c0 = commands(s.node)
     time.sleep(1.1)  # a new second: the upstream's next answers have a new thisUpdate
-    refresh_and_wait(s.node, "first refresh")
+    s.node.refresh_and_wait("first refresh")
     st.poll(lambda: commands(s.node) > c0, 30, what="first reload")
     c1 = commands(s.node)
     time.sleep(1.1)  # a new second: the upstream's next answers have a new thisUpdate
     w1 = written(s.node)
-    refresh_and_wait(s.node, "second refresh")
+    s.node.refresh_and_wait("second refresh")
     st.poll(lambda: written(s.node) > w1, 10, what="second responses written")
     o = outputs(s.node)[0]["command"]
     t.ok(commands(s.node) == c1 and o["pending"] and o["due_in_ms"] > 0,
@@ -176,7 +159,7 @@ def case_upstream_bad(t):
             s.env.upstream.stop()
         else:
             s.env.upstream.set_mode(mode)
-        failed = refresh_and_wait(s.node, "refresh, upstream " + mode)
+        failed = s.node.refresh_and_wait("refresh, upstream " + mode)
         t.ok(failed >= 2, "upstream %s: refreshes failed (%d)" % (mode, failed))
         time.sleep(1)  # a write and a command would be under way by now
         t.ok(written(s.node) == w0 and commands(s.node) == c0,
@@ -209,7 +192,7 @@ def case_restart_upstream_down(t):
 
 def case_failing_command_retried(t):
     s = Setup(t, interval="1s", command="exit 3")
-    refresh_and_wait(s.node, "refresh")
+    s.node.refresh_and_wait("refresh")
     st.poll(lambda: commands(s.node, "failed") >= 2, 30, what="the failing command retried")
     o = outputs(s.node)[0]["command"]
     t.ok(o["last_status"] == 3 and o["pending"],
