@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -558,27 +559,76 @@ static void on_command_exit(int64_t status, int sig, void *ud)
 	outputs_unref(o);
 }
 
+/* The command's environment (besides PATH): STAPLED_OUTPUT, STAPLED_CHANGED, STAPLED_FILES. */
+struct cmd_env {
+	char name[200], count[64];
+	struct buf files;
+	char *v[4];
+};
+
+static void cmd_env_init(struct cmd_env *e, const struct out_target *t)
+{
+	e->files = (struct buf)BUF_INIT;
+	buf_append_str(&e->files, "STAPLED_FILES=");
+	for (size_t i = 0; i < t->changed.n; i++)
+		buf_printf(&e->files, "%s%s", i ? "\n" : "", t->changed.v[i]);
+	buf_append_byte(&e->files, 0);
+	snprintf(e->name, sizeof(e->name), "STAPLED_OUTPUT=%s", t->name);
+	snprintf(e->count, sizeof(e->count), "STAPLED_CHANGED=%zu", t->n_changed);
+	e->v[0] = e->name;
+	e->v[1] = e->count;
+	e->v[2] = (char *)e->files.data;
+	e->v[3] = NULL;
+}
+
+static void on_detached_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+/*
+ * The outputs are going away (stop, or a reload that rebuilds them) with a change not yet handed
+ * to the command (its interval was still running): run it now, detached, rather than lose it —
+ * the files already hold the new bytes, so no later write would trigger it, and nginx would keep
+ * stapling the old file's response. It outlives us; nobody waits for it.
+ */
+static void target_run_detached(struct out_target *t)
+{
+	struct cmd_env e;
+	const char *path = getenv("PATH");
+	char pathv[1024];
+	uv_process_t *p = xcalloc(1, sizeof(*p));
+
+	cmd_env_init(&e, t);
+	snprintf(pathv, sizeof(pathv), "PATH=%s", path ? path : "/usr/bin:/bin");
+	char *env[] = {pathv, e.v[0], e.v[1], e.v[2], NULL};
+	char *args[] = {"/bin/sh", "-c", t->command, NULL};
+	uv_process_options_t opts = {
+		.file = "/bin/sh", .args = args, .env = env, .flags = UV_PROCESS_DETACHED};
+	int r = uv_spawn(t->o->n->loop, p, &opts);
+	if (r < 0)
+		log_err("output", "%s: cannot run its command: %s", t->name, uv_strerror(r));
+	else
+		log_info("output", "%s: %zu file(s) changed, running its command before closing",
+			 t->name, t->n_changed);
+	uv_close((uv_handle_t *)p, on_detached_closed);
+	buf_done(&e.files);
+}
+
 static void target_run(struct out_target *t)
 {
 	struct outputs *o = t->o;
 	uint64_t now = uv_now(o->n->loop);
-	struct buf files = BUF_INIT;
-	char name[200], count[64];
+	struct cmd_env e;
 
-	buf_append_str(&files, "STAPLED_FILES=");
-	for (size_t i = 0; i < t->changed.n; i++)
-		buf_printf(&files, "%s%s", i ? "\n" : "", t->changed.v[i]);
-	buf_append_byte(&files, 0);
-	snprintf(name, sizeof(name), "STAPLED_OUTPUT=%s", t->name);
-	snprintf(count, sizeof(count), "STAPLED_CHANGED=%zu", t->n_changed);
-	char *env[] = {name, count, (char *)files.data, NULL};
+	cmd_env_init(&e, t);
 	log_info("output", "%s: %zu file(s) changed, running its command", t->name, t->n_changed);
 	outrule_gate_started(&t->gate, now);
 	t->last_run_unix = node_now_unix();
 	str_list_clear(&t->changed);
 	t->n_changed = 0;
-	t->running = node_spawn(o->n, "output", t->command, env, on_command_exit, t);
-	buf_done(&files);
+	t->running = node_spawn(o->n, "output", t->command, e.v, on_command_exit, t);
+	buf_done(&e.files);
 	if (t->running) {
 		o->refs++;
 	} else {
@@ -625,12 +675,20 @@ static void on_written(int err, void *ud)
 		t->files_written++;
 		o->n->m.output_writes_ok++;
 		log_debug("output", "%s: wrote %s", t->name, w->file);
-		if (t->command && !o->closing) {
+		if (t->command) {
 			if (t->changed.n < CHANGED_FILES_MAX)
 				str_list_add(&t->changed, w->file);
 			t->n_changed++;
-			outrule_gate_change(&t->gate, uv_now(o->n->loop));
-			target_arm(t);
+			if (o->closing) {
+				/* Written while stopping (SIGTERM lets queued writes finish): the
+				 * change must still reach the web server. */
+				target_run_detached(t);
+				str_list_clear(&t->changed);
+				t->n_changed = 0;
+			} else {
+				outrule_gate_change(&t->gate, uv_now(o->n->loop));
+				target_arm(t);
+			}
 		}
 	}
 	free(w->file);
@@ -737,6 +795,8 @@ void output_close(struct node *n)
 	o->closing = true;
 	for (size_t i = 0; i < o->n_t; i++) {
 		struct out_target *t = &o->t[i];
+		if (t->command && t->gate.pending)
+			target_run_detached(t);
 		if (t->running) {
 			/* It runs on (an nginx reload half done is worse than one more run). */
 			node_hook_detach(t->running);

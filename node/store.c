@@ -326,6 +326,23 @@ static int store_fsync_dir(int dfd)
 	return 0;
 }
 
+/* mkdir -p with mode 0755 (web servers read output files as another user). */
+static int store_mkdirs(const char *dir)
+{
+	_cleanup_free_ char *p = xstrdup(dir);
+	for (char *c = p + 1;; c++) {
+		if (*c != '/' && *c != 0)
+			continue;
+		char keep = *c;
+		*c = 0;
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*c = keep;
+		if (!keep)
+			return 0;
+	}
+}
+
 /* True when dfd/base already is a regular file with exactly these bytes and this mode. */
 static bool store_same_file(int dfd, const char *base, const struct store_op *op)
 {
@@ -367,6 +384,14 @@ static int store_do_output(const char *path, const struct store_op *op)
 	assert(slash);
 	parent = slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path));
 	dfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 && errno == ENOENT) {
+		/* A directory only for our outputs (e.g. nginx's ssl_stapling_file targets) is
+		 * made as the cache directory is; the next write would otherwise fail too. */
+		r = store_mkdirs(parent);
+		if (r < 0)
+			return r;
+		dfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
 	if (dfd < 0)
 		return -errno;
 	/* Consumers react to a changed file (a reload): rewriting the same bytes is no change. */

@@ -69,7 +69,8 @@ int store_del(struct store *s, const char *name);
 
 /*
  * Queues an atomic write of `data` to an arbitrary absolute path (an output file); `mode` is the
- * file mode (e.g. 0644). A regular file at `path` that already holds exactly these bytes with
+ * file mode (e.g. 0644); missing parent directories are made (mode 0755). A regular file at
+ * `path` that already holds exactly these bytes with
  * this mode is left alone (its consumers see no change). on_done (may be NULL) is called on the
  * loop once the write has completed or failed, with 0 (written), 1 (already identical, not
  * rewritten) or -errno (a write replaced by a newer one to the same path reports the newer

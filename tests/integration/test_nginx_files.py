@@ -44,8 +44,7 @@ class Setup:
 
     def __init__(self, t, interval="2s", command=None):
         self.env = env = t.env()
-        self.out = os.path.join(env.dir, "nginx-ocsp")
-        os.makedirs(self.out)
+        self.out = os.path.join(env.dir, "nginx-ocsp")  # made by stapled
         self.pid_file = os.path.join(env.dir, "nginx", "nginx.pid")
         self.files = {c: os.path.join(self.out, "%s-chain.der" % c) for c in ("good", "revoked")}
         self.node = env.stapled(
@@ -149,6 +148,27 @@ def case_reload_rate_limited(t):
     expect(t, s, "good", "good", "after the deferred reload")
 
 
+def case_pending_reload_survives_stop(t):
+    """A change still waiting out command_interval when stapled stops is not lost: the command
+    runs as stapled stops (the file already holds the new bytes; no later write would trigger
+    it, and nginx would keep the old response)."""
+    s = Setup(t, interval="1h")
+    time.sleep(1.1)  # a new second: a new thisUpdate
+    w0, c0 = written(s.node), commands(s.node)
+    s.node.refresh_and_wait("refresh")
+    st.poll(lambda: written(s.node) > w0, 10, what="new responses written")
+    o = outputs(s.node)[0]["command"]
+    t.ok(commands(s.node) == c0 and o["pending"],
+         "the reload waits for its interval (due in %d s)" % (o["due_in_ms"] // 1000), o)
+    workers = set(s.nginx.workers())
+    s.node.stop()
+    s.wait_reloaded(workers)
+    t.ok(True, "stapled stopped: the pending reload ran, nginx's workers were replaced")
+    g = ws.check_gnutls(s.port("good"), s.env.pki.path("root.crt"), tmpdir=s.env.dir)
+    t.ok(g.ok and g.der == read(s.files["good"]),
+         "nginx staples the response stapled wrote last", g)
+
+
 def case_upstream_bad(t):
     s = Setup(t)
     good = expect(t, s, "good", "good", "before the upstream turns bad")
@@ -206,7 +226,8 @@ def main():
     if not ws.nginx_binary():
         print("1..0 # SKIP nginx not available")
         return
-    t.run(case_first_handshake_and_revoke, case_reload_rate_limited, case_upstream_bad,
+    t.run(case_first_handshake_and_revoke, case_reload_rate_limited,
+          case_pending_reload_survives_stop, case_upstream_bad,
           case_restart_upstream_down, case_failing_command_retried)
 
 
