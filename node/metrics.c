@@ -61,7 +61,7 @@ void metrics_done(struct metrics *m)
 }
 
 /* Label values escape backslash, quote and newline (exposition format). */
-static void label_value(struct buf *out, const char *s)
+void metrics_label_value(struct buf *out, const char *s)
 {
 	for (; *s; s++) {
 		if (*s == '\\' || *s == '"')
@@ -126,7 +126,7 @@ void metrics_render(struct node *n, struct buf *out)
 			continue;
 		for (int o = 0; o < FETCH_OUTCOME_COUNT; o++) {
 			buf_append_str(out, "stapled_upstream_fetches_total{upstream=\"");
-			label_value(out, us->url);
+			metrics_label_value(out, us->url);
 			buf_printf(out, "\",result=\"%s\"} %llu\n", outcome_names[o],
 				   (unsigned long long)us->outcomes[o]);
 		}
@@ -135,7 +135,7 @@ void metrics_render(struct node *n, struct buf *out)
 	       "1 while an upstream is set aside after failing repeatedly (circuit breaker).");
 	for (size_t u = 0; u < m->n_upstreams; u++) {
 		buf_append_str(out, "stapled_upstream_set_aside{upstream=\"");
-		label_value(out, m->upstreams[u].url);
+		metrics_label_value(out, m->upstreams[u].url);
 		buf_printf(out, "\"} %d\n", m->upstreams[u].set_aside_until > now ? 1 : 0);
 	}
 	family(out, "stapled_upstream_fetches_in_flight", "gauge", "Upstream fetches running.");

@@ -302,6 +302,8 @@ void entry_info_free(struct node *n, struct entry_info *ei);
 /* ---- metrics and admin (node/metrics.c, node/admin.c) ---- */
 struct upstream_stats *metrics_upstream(struct metrics *m, const char *url);
 void metrics_render(struct node *n, struct buf *out);
+/* Appends a Prometheus label value, escaped (backslash, double quote, newline). */
+void metrics_label_value(struct buf *out, const char *s);
 void metrics_done(struct metrics *m);
 void admin_entries_json(struct node *n, struct buf *out);
 /* Appends s as a JSON string (quoted, escaped). */

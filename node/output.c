@@ -893,25 +893,11 @@ void output_forget(struct node *n, struct entry_info *ei)
 
 /* ---- metrics and admin ---- */
 
-/* A label value: backslash, double quote and newline escaped (exposition format 0.0.4). */
-static void label(struct buf *out, const char *s)
-{
-	for (; *s; s++) {
-		if (*s == '\\' || *s == '"')
-			buf_append_byte(out, '\\');
-		if (*s == '\n') {
-			buf_append_str(out, "\\n");
-			continue;
-		}
-		buf_append_byte(out, (uint8_t)*s);
-	}
-}
-
 static void metric_target(struct buf *out, const char *metric, const struct out_target *t,
 			  const char *result, uint64_t v)
 {
 	buf_printf(out, "%s{output=\"", metric);
-	label(out, t->name);
+	metrics_label_value(out, t->name);
 	buf_printf(out, "\",result=\"%s\"} %llu\n", result, (unsigned long long)v);
 }
 
@@ -919,9 +905,9 @@ static void metric_sock(struct buf *out, const char *metric, const struct out_so
 			const char *result, uint64_t v)
 {
 	buf_printf(out, "%s{output=\"", metric);
-	label(out, s->t->name);
+	metrics_label_value(out, s->t->name);
 	buf_append_str(out, "\",socket=\"");
-	label(out, s->addr);
+	metrics_label_value(out, s->addr);
 	if (result)
 		buf_printf(out, "\",result=\"%s", result);
 	buf_printf(out, "\"} %llu\n", (unsigned long long)v);
