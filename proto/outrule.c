@@ -100,7 +100,7 @@ static bool path_ok(const char *p, size_t n)
 int outrule_expand(const char *tmpl, const char *cert_path, const char *serial_hex, struct buf *out)
 {
 	char err[8];
-	size_t len, mark = out->len;
+	size_t len = 0, mark = out->len;
 	const char *slash = strrchr(cert_path, '/');
 	const char *file = slash ? slash + 1 : cert_path;
 	const char *dot = strrchr(file, '.');
