@@ -16,6 +16,7 @@
 #include "node/node.h"
 
 int verify_main(int argc, char **argv);
+int health_main(int argc, char **argv);
 
 struct cli {
 	const char *config_path;
@@ -35,6 +36,7 @@ static void usage(FILE *f)
 		"Usage: stapled [OPTIONS]\n"
 		"       stapled verify RESPONSE.der --issuer ISSUER.pem [--cert CERT.pem] [--at "
 		"TIME]\n"
+		"       stapled health [--timeout SECONDS] [URL]\n"
 		"\n"
 		"A caching OCSP responder that keeps a verified, fresh OCSP response ready for "
 		"every\n"
@@ -184,6 +186,8 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "verify") == 0)
 		return verify_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "health") == 0)
+		return health_main(argc - 1, argv + 1);
 
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},

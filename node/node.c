@@ -28,6 +28,7 @@
 #include "node/log.h"
 #include "node/cluster.h"
 #include "node/node.h"
+#include "node/notify.h"
 #include "node/server.h"
 #include "node/store.h"
 #include "proto/tls.h"
@@ -481,6 +482,17 @@ void node_entry_remove(struct node *n, struct entry_info *ei)
 	entry_info_free(n, ei);
 }
 
+/* ---- service manager notifications (node/notify.c) ---- */
+
+/* The STATUS= line `systemctl status` shows: counts only, so that it rarely changes. */
+static void service_status_text(struct node *n, const char *prefix, char *buf, size_t len)
+{
+	struct cache_stats cs;
+	cache_stats(n->cache, node_now_unix(), &cs);
+	snprintf(buf, len, "%s%zu certificates, %zu servable responses%s", prefix, cs.entries,
+		 cs.servable, n->loading ? "; loading the cache directory" : "");
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	struct node *n = t->data;
@@ -503,6 +515,11 @@ static void on_tick(uv_timer_t *t)
 	if (!n->ready && node_is_ready(n)) {
 		n->ready = true;
 		log_info("node", "ready: every known certificate has a response or has failed");
+	}
+	if (notify_enabled() && !n->stopping) {
+		char st[256];
+		service_status_text(n, "", st, sizeof(st));
+		notify_status(st);
 	}
 	/* A clock jump or a slow burst may have left due slots behind the timer. */
 	refresher_pump(n);
@@ -573,6 +590,19 @@ static void reload(struct node *n)
 	log_info("config", "reloaded%s%s", n->cfg.path ? " " : "", n->cfg.path ? n->cfg.path : "");
 }
 
+/* A reload as the service manager sees it: RELOADING=1 (systemd >= 253 shows "reloading" until
+ * the next READY=1), then READY=1 whether it worked or not: the node serves on either way. */
+static void reload_notified(struct node *n)
+{
+	uint64_t reloads = n->m.reloads;
+	notify_reloading();
+	reload(n);
+	char st[256];
+	service_status_text(n, n->m.reloads == reloads ? "reload failed, configuration kept; " : "",
+			    st, sizeof(st));
+	notify_ready(st);
+}
+
 static void node_teardown(struct node *n);
 
 static void on_drain_timer(uv_timer_t *t)
@@ -591,6 +621,7 @@ static void begin_stop(struct node *n, const char *why)
 		return;
 	n->stopping = true;
 	log_info("node", "%s: draining connections, then exiting", why);
+	notify_stopping("stopping: draining connections");
 	server_stop_listening(n->server);
 	cluster_stop(n);
 	uv_timer_stop(&n->refresh_timer);
@@ -605,7 +636,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	struct node *n = s->data;
 	if (signum == SIGHUP) {
 		if (!n->stopping)
-			reload(n);
+			reload_notified(n);
 		return;
 	}
 	begin_stop(n, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -623,6 +654,7 @@ static void node_teardown(struct node *n)
 	 * close the handles. */
 	output_close(n);
 	hooks_reap(n, true);
+	notify_close();
 	if (n->drain_start_ms)
 		uv_close((uv_handle_t *)&n->drain_timer, NULL);
 	server_close(n->server, on_component_closed, n);
@@ -814,6 +846,17 @@ int node_run(const struct node_opts *opts)
 	}
 	log_info("node", "stapled %s started: %zu certificates, %zu servable responses",
 		 STAPLED_VERSION, cs.entries, cs.servable);
+	/*
+	 * Ready for systemd (Type=notify) means "serving": the listeners are open and every
+	 * response in the cache directory is servable (a pending file is loaded on demand). Not
+	 * "every certificate has a fresh response" (the "ready:" log line, /readyz): a CA that is
+	 * down would then fail the start, and restart loops would take down a node that serves
+	 * the responses it has. The counts in STATUS= tell how far the fetches are.
+	 */
+	char st[256];
+	notify_start(n->loop);
+	service_status_text(n, "", st, sizeof(st));
+	notify_ready(st);
 	refresher_pump(n);
 	uv_run(n->loop, UV_RUN_DEFAULT);
 	rc = n->exit_code;
