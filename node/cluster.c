@@ -708,10 +708,11 @@ static void pump(struct cluster *c)
 
 /* ---- election ---- */
 
-/* Our rank for key among the stable members (0 = first), and the first-ranked name. */
-static unsigned rank_of(struct cluster *c, uint64_t key, int64_t now, const char **ret_owner)
+/* Our rank for key among the members alive for at least stable ms in our view (0 = first), and
+ * the first-ranked name (NULL when nobody counts yet). */
+static unsigned rank_among(struct cluster *c, uint64_t key, int64_t now, int64_t stable,
+			   const char **ret_owner)
 {
-	int64_t stable = (int64_t)c->n->cfg.cluster_stable_ms;
 	size_t nm = gossip_member_count(c->g), n = 0;
 	const char **names = xmalloc((nm + 1) * sizeof(*names));
 	for (size_t i = 0; i < nm; i++) {
@@ -727,6 +728,12 @@ static unsigned rank_of(struct cluster *c, uint64_t key, int64_t now, const char
 	unsigned r = elect_rank(key, c->name, now - c->start_ms >= stable, names, n, ret_owner);
 	free(names);
 	return r;
+}
+
+/* The election proper: only members stable for cluster.stable_after count. */
+static unsigned rank_of(struct cluster *c, uint64_t key, int64_t now, const char **ret_owner)
+{
+	return rank_among(c, key, now, (int64_t)c->n->cfg.cluster_stable_ms, ret_owner);
 }
 
 int64_t cluster_fetch_time(struct node *n, struct entry_info *ei, enum certid_alg alg, int64_t now)
@@ -753,8 +760,15 @@ int64_t cluster_fetch_time(struct node *n, struct entry_info *ei, enum certid_al
 		ms->cluster_miss = CLUSTER_MISS_NONE;
 		if (why == CLUSTER_MISS_LOCAL) {
 			const char *owner = NULL;
-			rank_of(c, cache_entry_key_hash(ei->entry), (int64_t)uv_now(n->loop),
-				&owner);
+			uint64_t key = cache_entry_key_hash(ei->entry);
+			int64_t t = (int64_t)uv_now(n->loop);
+			rank_of(c, key, t, &owner);
+			/* Settling after a start or a join: nobody counts yet. Ask the member the
+			 * views are about to agree on, ranking every live member as of now, so that
+			 * when the same miss reaches several nodes of a cluster that starts cold,
+			 * the CA is asked once, not once per node. */
+			if (!owner)
+				rank_among(c, key, t, 0, &owner);
 			if (owner && strcmp(owner, c->name) != 0 &&
 			    pull_from_timeout(c, owner, ei, alg, FORWARD_TIMEOUT_MS)) {
 				c->misses_forwarded++;
