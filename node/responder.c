@@ -548,6 +548,23 @@ enum handler_result responder_handle_ocsp(struct node *n, struct conn *c,
 	return park(n, c, ei, alg, req);
 }
 
+static void admin_members_json(struct node *n, struct buf *body)
+{
+	buf_append_str(body, "{\"members\":");
+	cluster_members_json(n, body);
+	buf_append_str(body, "}\n");
+}
+
+/* The admin listener's JSON documents: GET (or HEAD) PATH answers what RENDER writes. */
+static const struct {
+	const char *path;
+	void (*render)(struct node *n, struct buf *body);
+} admin_json[] = {
+	{"/admin/entries", admin_entries_json},
+	{"/admin/outputs", output_admin_json},
+	{"/admin/members", admin_members_json},
+};
+
 enum handler_result responder_handle_admin(struct node *n, struct conn *c,
 					   const struct http1_request *req, struct buf *out)
 {
@@ -563,31 +580,17 @@ enum handler_result responder_handle_admin(struct node *n, struct conn *c,
 		buf_done(&body);
 		return HANDLER_DONE;
 	}
-	if ((req->method == HTTP1_GET || head) && path_is(req, "/admin/entries")) {
-		struct buf body = BUF_INIT;
-		admin_entries_json(n, &body);
-		text_response(out, 200, "OK", "application/json", (const char *)body.data, body.len,
-			      head, req->keep_alive, req->version_minor == 0);
-		buf_done(&body);
-		return HANDLER_DONE;
-	}
-	if ((req->method == HTTP1_GET || head) && path_is(req, "/admin/outputs")) {
-		struct buf body = BUF_INIT;
-		output_admin_json(n, &body);
-		text_response(out, 200, "OK", "application/json", (const char *)body.data, body.len,
-			      head, req->keep_alive, req->version_minor == 0);
-		buf_done(&body);
-		return HANDLER_DONE;
-	}
-	if ((req->method == HTTP1_GET || head) && path_is(req, "/admin/members")) {
-		struct buf body = BUF_INIT;
-		buf_append_str(&body, "{\"members\":");
-		cluster_members_json(n, &body);
-		buf_append_str(&body, "}\n");
-		text_response(out, 200, "OK", "application/json", (const char *)body.data, body.len,
-			      head, req->keep_alive, req->version_minor == 0);
-		buf_done(&body);
-		return HANDLER_DONE;
+	if (req->method == HTTP1_GET || head) {
+		for (size_t i = 0; i < ARRAY_SIZE(admin_json); i++) {
+			if (!path_is(req, admin_json[i].path))
+				continue;
+			struct buf body = BUF_INIT;
+			admin_json[i].render(n, &body);
+			text_response(out, 200, "OK", "application/json", (const char *)body.data,
+				      body.len, head, req->keep_alive, req->version_minor == 0);
+			buf_done(&body);
+			return HANDLER_DONE;
+		}
 	}
 	if (req->target.len > 15 && memcmp(req->target.p, "/admin/cluster/", 15) == 0 &&
 	    (req->method == HTTP1_GET || req->method == HTTP1_POST)) {
