@@ -17,6 +17,13 @@ test_pkgs=(openssl curl python3 python3-cryptography gnutls-bin nghttp2-client w
 pkgs=("${build_pkgs[@]}")
 if [ "${1:-}" != "--build-only" ]; then
 	pkgs+=("${test_pkgs[@]}")
+	# With a Docker engine (not installed here: it is the machine's), the compose cluster's tests
+	# need Compose and iptables (the chaos test's partition), and deploy/docker/mkbase.sh
+	# debootstrap. Either Compose will do: the `docker compose` plugin or Debian's docker-compose.
+	if command -v docker >/dev/null 2>&1; then
+		pkgs+=(debootstrap iptables)
+		docker compose version >/dev/null 2>&1 || pkgs+=(docker-compose)
+	fi
 fi
 
 missing=()

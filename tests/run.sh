@@ -6,12 +6,14 @@
 #   2. builds ./build with --werror and runs every meson suite;
 #   3. builds ./build-asan with ASan+UBSan and --werror, runs the unit, fuzz, sim and integration
 #      suites;
-#   4. prints a summary; the last line is exactly "N passed, N failed" (", N skipped" if any).
-# Exits non-zero if a build or a test failed.
-#   5. checks formatting with clang-format, builds the libFuzzer targets with clang and fuzzes each
+#   4. checks formatting with clang-format, builds the libFuzzer targets with clang and fuzzes each
 #      for FUZZ_SECONDS (default 15);
+#   5. with a Docker engine, builds the images and runs deploy/docker/test.sh and the compose
+#      cluster's chaos test deploy/compose/test.sh (skipped, and said so, without one);
+#   6. prints a summary; the last line is exactly "N passed, N failed" (", N skipped" if any).
+# Exits non-zero if a build or a test failed.
 # Environment: JOBS (parallel tests, default nproc), SKIP_ASAN=1 (only the first tree),
-#              SKIP_FUZZ=1 (no libFuzzer stage),
+#              SKIP_FUZZ=1 (no libFuzzer stage), SKIP_DOCKER=1 (no image and compose tests),
 #              BUILD_DIR / ASAN_BUILD_DIR (default build / build-asan),
 #              WERROR=0 (local triage only: build without --werror),
 #              MESON_TEST_ARGS (extra arguments for both `meson test` runs).
@@ -34,6 +36,33 @@ if ! bash deploy/install-deps.sh; then
 	echo "0 passed, 1 failed"
 	exit 1
 fi
+
+# Deployment, with a Docker engine: the image (deploy/docker/test.sh) and the compose cluster's
+# chaos test (deploy/compose/test.sh). They mostly wait (on Docker, on refresh windows), so they
+# overlap the other stages: the images build in the background from here, the two scripts run
+# during the libFuzzer stage. Without an engine (or with SKIP_DOCKER=1) both are reported as
+# skipped, with the reason.
+deploy_logs=$root/deploy-logs
+deploy_skip=
+deploy_pids=()
+if [ "${SKIP_DOCKER:-0}" = 1 ]; then
+	deploy_skip="SKIP_DOCKER=1"
+elif ! command -v docker >/dev/null 2>&1 || ! timeout 30 docker info >/dev/null 2>&1; then
+	deploy_skip="no Docker engine answers here (docker info)"
+else
+	rm -rf "$deploy_logs"
+	mkdir -p "$deploy_logs"
+	log "deployment: building the images in the background (deploy/compose/build.sh)"
+	bash deploy/compose/build.sh --quiet >"$deploy_logs/build.log" 2>&1 &
+	deploy_pids=($!)
+fi
+# Whatever happens, stop what runs in the background: each script then removes its containers.
+stop_deploy() {
+	local p
+	for p in "${deploy_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for p in "${deploy_pids[@]}"; do wait "$p" 2>/dev/null; done
+}
+trap stop_deploy EXIT
 
 # setup_tree DIR [meson options...]: configures (or reconfigures) a build tree.
 setup_tree() {
@@ -129,6 +158,26 @@ else
 	summary+=("clang-format: not installed")
 fi
 
+extra_skip=0
+deploy_scripts=(deploy/docker/test.sh deploy/compose/test.sh)
+if [ -z "$deploy_skip" ]; then
+	wait "${deploy_pids[0]}"
+	build_rc=$?
+	deploy_pids=()
+	if [ $build_rc = 0 ]; then
+		log "deployment: $(tail -n 1 "$deploy_logs/build.log"); ${deploy_scripts[*]} started"
+		for script in "${deploy_scripts[@]}"; do
+			bash "$script" --no-build >"$deploy_logs/${script//\//_}.log" 2>&1 &
+			deploy_pids+=($!)
+		done
+	else
+		log "deployment: building the images FAILED"
+		cat "$deploy_logs/build.log"
+		extra_fail=$((extra_fail + 1))
+		summary+=("deployment images (deploy/compose/build.sh): FAILED")
+	fi
+fi
+
 # libFuzzer: every fuzz target built with clang (-fsanitize=fuzzer on top of ASan+UBSan) and run
 # for FUZZ_SECONDS from a scratch copy of its corpus. New crashes fail the run; the corpus replay
 # in the suites above keeps them as regression tests once added to tests/fuzz/corpus/.
@@ -163,17 +212,48 @@ if [ "${SKIP_FUZZ:-0}" != 1 ]; then
 	fi
 fi
 
+# The deployment scripts: each one pass, fail or skip, from its "N passed, N failed" line or its
+# "SKIP: reason".
+if [ -n "$deploy_skip" ]; then
+	log "deployment tests"
+	echo "SKIP: $deploy_skip: ${deploy_scripts[*]} do not run"
+	extra_skip=$((extra_skip + ${#deploy_scripts[@]}))
+	summary+=("${deploy_scripts[*]}: SKIP: $deploy_skip")
+elif [ ${#deploy_pids[@]} -gt 0 ]; then
+	for i in "${!deploy_scripts[@]}"; do
+		script=${deploy_scripts[$i]}
+		out=$deploy_logs/${script//\//_}.log
+		wait "${deploy_pids[$i]}"
+		rc=$?
+		log "$script"
+		cat "$out"
+		tally=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out" | tail -n 1)
+		if grep -q '^SKIP:' "$out"; then
+			extra_skip=$((extra_skip + 1))
+			summary+=("$script: $(grep -m1 '^SKIP:' "$out")")
+		elif [ $rc = 0 ]; then
+			extra_pass=$((extra_pass + 1))
+			summary+=("$script: $tally")
+		else
+			extra_fail=$((extra_fail + 1))
+			summary+=("$script: FAILED (${tally:-exit $rc})")
+		fi
+	done
+	deploy_pids=()
+fi
+
 log "summary ($(($(date +%s) - start_s)) s)"
 for line in "${summary[@]}"; do
 	echo "$line"
 done
-python3 - "$build_failures" "$extra_pass" "$extra_fail" "${tested_dirs[@]}" <<'PY'
+python3 - "$build_failures" "$extra_pass" "$extra_fail" "$extra_skip" "${tested_dirs[@]}" <<'PY'
 import json, os, sys
 p = f = s = 0
 f += int(sys.argv[1])
 p += int(sys.argv[2])
 f += int(sys.argv[3])
-for path in sys.argv[4:]:
+s += int(sys.argv[4])
+for path in sys.argv[5:]:
     if not os.path.exists(path):
         f += 1  # `meson test` itself failed before writing its log
         continue

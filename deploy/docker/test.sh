@@ -37,22 +37,9 @@ node2=$prefix-node2
 containers=("$ca" "$node1" "$node2")
 stop_timeout=20 # more than stapled's drain (3 s cluster leave + 5 s connections)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/stapled-dtest.XXXXXX")
-passed=0
-failed=0
-
-ok() {
-	passed=$((passed + 1))
-	echo "ok - $*"
-}
-not_ok() {
-	failed=$((failed + 1))
-	echo "not ok - $*"
-}
-check() { # DESCRIPTION COMMAND...
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
+# shellcheck source=../checks.sh
+. "$here/../checks.sh"
+WAIT_STEP=0.5
 
 cleanup() {
 	local c
@@ -77,20 +64,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# wait_for SECONDS COMMAND...: polls every 0.5 s until COMMAND succeeds; fails at the deadline.
-wait_for() {
-	local deadline=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ $SECONDS -lt $deadline ] || return 1
-		sleep 0.5
-	done
-}
-
-summary() {
-	echo "$passed passed, $failed failed"
-	[ $failed = 0 ]
-}
 
 # --- the image -----------------------------------------------------------------------------------
 if [ $build = 1 ]; then
