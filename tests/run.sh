@@ -242,6 +242,40 @@ elif [ ${#deploy_pids[@]} -gt 0 ]; then
 	deploy_pids=()
 fi
 
+# The failed checks again, next to the summary: a CI page that keeps only the tail of this output
+# still says what failed and why, not just which test.
+if [ ${#tested_dirs[@]} -gt 0 ]; then
+	python3 - "${tested_dirs[@]}" <<'PY'
+import json, os, sys
+shown = 0
+for path in sys.argv[1:]:
+    if not os.path.exists(path):
+        continue
+    with open(path) as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            if r["result"] in ("OK", "EXPECTEDFAIL", "SKIP"):
+                continue
+            if shown == 0:
+                print("\n=== what failed ===")
+            shown += 1
+            print("--- %s (%s, %s, %.0f s)" % (r["name"], os.path.dirname(os.path.dirname(path)),
+                                         r["result"], r.get("duration", 0)))
+            lines = (r.get("stdout") or "").splitlines()
+            picked = []
+            for i, l in enumerate(lines):
+                if l.startswith("not ok") or l.startswith("Bail out"):
+                    picked.extend(lines[max(0, i - 2):i + 12])
+                    picked.append("...")
+            if not picked:  # a crash or a timeout: the end of what it printed
+                picked = lines[-25:]
+            for l in picked[:80]:
+                print("  " + l)
+PY
+fi
+
 log "summary ($(($(date +%s) - start_s)) s)"
 for line in "${summary[@]}"; do
 	echo "$line"
