@@ -101,9 +101,17 @@ struct outputs {
 struct out_write {
 	struct out_target *t;
 	char *file;
+	/* Written once this write is in place (an .ocsp after its .issuer); NULL when none. */
+	char *then_file;
+	uint8_t *then_data;
+	size_t then_len;
 };
 
 static void outputs_unref(struct outputs *o);
+static void out_write_free(struct out_write *w);
+static void write_file(struct outputs *o, struct out_target *t, const char *file,
+		       const uint8_t *data, size_t len, const char *then_file,
+		       const uint8_t *then_data, size_t then_len);
 
 /* ---- bindings ---- */
 
@@ -691,25 +699,51 @@ static void on_written(int err, void *ud)
 			}
 		}
 	}
-	free(w->file);
-	free(w);
+	if (w->then_file) {
+		if (err >= 0) {
+			write_file(o, t, w->then_file, w->then_data, w->then_len, NULL, NULL, 0);
+		} else {
+			/* HAProxy refuses to start on a .ocsp whose issuer it cannot find: better
+			 * the previous .ocsp than that. The next response tries both again. */
+			t->files_failed++;
+			o->n->m.output_writes_failed++;
+			log_err("output", "%s: %s not written: its issuer file %s could not be",
+				t->name, w->then_file, w->file);
+		}
+	}
+	out_write_free(w);
 	outputs_unref(o);
 }
 
+static void out_write_free(struct out_write *w)
+{
+	free(w->file);
+	free(w->then_file);
+	free(w->then_data);
+	free(w);
+}
+
+/* Queues an atomic write of file; with then_file, that one is written after file is in place
+ * (and not at all if file cannot be written). */
 static void write_file(struct outputs *o, struct out_target *t, const char *file,
-		       const uint8_t *data, size_t len)
+		       const uint8_t *data, size_t len, const char *then_file,
+		       const uint8_t *then_data, size_t then_len)
 {
 	struct out_write *w = xcalloc(1, sizeof(*w));
 	w->t = t;
 	w->file = xstrdup(file);
+	if (then_file) {
+		w->then_file = xstrdup(then_file);
+		w->then_data = xmemdup(then_data, then_len);
+		w->then_len = then_len;
+	}
 	int r = store_write_file(o->n->store, file, data, len, 0644, on_written, w);
 	if (r < 0) {
-		t->files_failed++;
-		o->n->m.output_writes_failed++;
+		t->files_failed += then_file ? 2 : 1;
+		o->n->m.output_writes_failed += then_file ? 2 : 1;
 		log_err("output", "%s: cannot queue a write of %s: %s", t->name, file,
 			strerror(-r));
-		free(w->file);
-		free(w);
+		out_write_free(w);
 		return;
 	}
 	o->refs++;
@@ -846,12 +880,15 @@ void output_publish(struct node *n, struct entry_info *ei, bool push)
 	for (size_t i = 0; i < ei->outs.n; i++) {
 		const struct out_binding *b = &ei->outs.v[i];
 		struct out_target *t = binding_target(o, b);
-		if (b->file)
-			write_file(o, t, b->file, r->der, r->der_len);
 		if (b->issuer_file && ic) {
+			/* The issuer first: a web server (re)started between the two writes must
+			 * never find a response whose issuer file is not there yet. */
 			if (!pem.len)
 				pki_cert_pem(ic, &pem);
-			write_file(o, t, b->issuer_file, pem.data, pem.len);
+			write_file(o, t, b->issuer_file, pem.data, pem.len, b->file, r->der,
+				   r->der_len);
+		} else if (b->file) {
+			write_file(o, t, b->file, r->der, r->der_len, NULL, NULL, 0);
 		}
 		if (push)
 			for (size_t j = 0; j < t->n_socks; j++)

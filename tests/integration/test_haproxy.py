@@ -38,6 +38,26 @@ def read(path):
         return None
 
 
+def wait_ocsp_file(tree, cert, status, timeout=30):
+    """<crt>.ocsp once it holds a response for cert that verifies with the given status; None if
+    it does not within timeout. stapled writes the file and pushes over the runtime API
+    independently: an accepted push says nothing about the file (a slow disk finishes later)."""
+    pem, leaf = tree.pems[cert], tree.env.pki.cert(cert)
+
+    def holds():
+        der = read(pem + ".ocsp")
+        if not der:
+            return None
+        chk = tree.env.check_der(der, leaf)
+        return der if chk.verify_ok and chk.status == status else None
+
+    try:
+        return st.poll(holds, timeout, interval=0.2, what="%s.ocsp holding a %s response"
+                       % (os.path.basename(pem), status))
+    except TimeoutError:
+        return None
+
+
 class Tree:
     """CA upstream <- regional stapled (learns) <- leaf stapled (HAProxy's certificates, outputs).
     """
@@ -72,6 +92,10 @@ class Tree:
         })
         self.leaf.wait_ready()
         if not haproxy_first:
+            # As an operator would: HAProxy started once stapled has written its files. stapled
+            # writes a .ocsp only once its .issuer is in place, so the .ocsp is enough to wait for.
+            st.poll(lambda: all(read(p + ".ocsp") for p in self.pems.values()), 30,
+                    what="the .ocsp files written")
             self.haproxy = ws.Haproxy(env, list(self.pems.values()), admin_sockets=sockets)
 
     def ca(self, with_chain=False):
@@ -133,10 +157,9 @@ def case_push_to_running_haproxy(t):
     expect_staple(t, tree, "good", "good", "after the push, no reload")
     expect_staple(t, tree, "revoked", "revoked", "revoked certificate, after the push")
     for c, pem in tree.pems.items():
-        der = read(pem + ".ocsp")
-        chk = tree.env.check_der(der or b"", tree.env.pki.cert(c))
-        t.ok(chk.verify_ok and chk.status == ("good" if c == "good" else "revoked"),
-             "%s.ocsp written with the validated response" % os.path.basename(pem), chk)
+        t.ok(wait_ocsp_file(tree, c, "good" if c == "good" else "revoked") is not None,
+             "%s.ocsp written with the validated response" % os.path.basename(pem),
+             read(pem + ".ocsp"))
         t.eq(read(pem + ".issuer"), None, "%s: issuer in the PEM, no .issuer file" % c)
     t.ok(o.rc is not None, "first handshake before stapled ran completed (stapled %s)"
          % o.stapled)
@@ -172,8 +195,8 @@ def case_revoke_pushed(t):
     tree.refresh_both("refresh after revoking")
     st.poll(lambda: pushes(tree.leaf) > accepted, 30, what="the revoked response pushed")
     expect_staple(t, tree, "good", "revoked", "revoked at the CA, pushed, no HAProxy reload")
-    chk = tree.env.check_der(read(tree.pems["good"] + ".ocsp"), tree.env.pki.cert("good"))
-    t.eq(chk.status, "revoked", ".ocsp file now holds the revoked response")
+    t.ok(wait_ocsp_file(tree, "good", "revoked") is not None,
+         ".ocsp file now holds the revoked response")
 
 
 def case_upstream_bad(t):
@@ -181,7 +204,8 @@ def case_upstream_bad(t):
     st.poll(lambda: pushes(tree.leaf) >= 1, 30, what="first push")
     good = expect_staple(t, tree, "good", "good", "before the upstream turns bad")
     pem = tree.pems["good"]
-    file0 = read(pem + ".ocsp")
+    file0 = wait_ocsp_file(tree, "good", "good")
+    t.ok(file0 == good, ".ocsp holds the response HAProxy staples")
     for mode in ("badsig", "expired", "garbage", "down"):
         accepted = pushes(tree.leaf)
         written = tree.leaf.metric("stapled_output_files_total", result="written")
@@ -205,7 +229,8 @@ def case_restart_upstream_down(t):
     st.poll(lambda: pushes(tree.leaf) >= 1, 30, what="first push")
     good = expect_staple(t, tree, "good", "good", "before the restart")
     pem = tree.pems["good"]
-    file0 = read(pem + ".ocsp")
+    file0 = wait_ocsp_file(tree, "good", "good")
+    t.ok(file0 == good, ".ocsp holds the response HAProxy staples")
     tree.env.upstream.stop()
     tree.regional.stop()
     tree.leaf.restart()
