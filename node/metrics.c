@@ -168,6 +168,19 @@ void metrics_render(struct node *n, struct buf *out)
 		   server_connections_kind(n->server, LISTENER_OCSP));
 	buf_printf(out, "stapled_connections_active{listener=\"admin\"} %zu\n",
 		   server_connections_kind(n->server, LISTENER_ADMIN));
+	family(out, "stapled_connections_limit", "gauge",
+	       "Client connections served at once, by listener: limits.max_connections, or less "
+	       "when the descriptor limit leaves no room for it.");
+	buf_printf(out, "stapled_connections_limit{listener=\"ocsp\"} %zu\n", n->conn_budget);
+	buf_printf(out, "stapled_connections_limit{listener=\"admin\"} %d\n",
+		   SERVER_ADMIN_MAX_CONNECTIONS);
+	family(out, "stapled_connections_refused_total", "counter",
+	       "Client connections accepted and closed at once because the listener's limit was "
+	       "reached, by listener.");
+	buf_printf(out, "stapled_connections_refused_total{listener=\"ocsp\"} %llu\n",
+		   (unsigned long long)server_refused_kind(n->server, LISTENER_OCSP));
+	buf_printf(out, "stapled_connections_refused_total{listener=\"admin\"} %llu\n",
+		   (unsigned long long)server_refused_kind(n->server, LISTENER_ADMIN));
 	family(out, "stapled_http_requests_total", "counter",
 	       "HTTP requests handled, by protocol.");
 	static const char *const protos[] = {"http/1.0", "http/1.1", "h2"};

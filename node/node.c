@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -90,10 +91,51 @@ static void apply_config(struct node *n)
 	n->policy.allow_revoked = n->cfg.allow_revoked;
 }
 
-static void server_limits_from(const struct config *c, struct server_limits *l)
+/* Every client connection is a descriptor: make room for limits.max_connections by raising the
+ * soft descriptor limit towards the hard one, and when that is not enough, serve only as many
+ * connections as fit, saying so once, so that extra clients are refused and counted rather than
+ * dropped unseen by accept() failing with EMFILE. Sets n->conn_budget. */
+static void fd_limit_apply(struct node *n)
 {
+	size_t want_conns = n->cfg.max_connections;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		n->conn_budget = want_conns;
+		return;
+	}
+	uint64_t want = (uint64_t)want_conns + SERVER_FD_RESERVE;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		rlim_t to = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? (rlim_t)want
+									       : rl.rlim_max;
+		if (to > rl.rlim_cur) {
+			struct rlimit nl = {.rlim_cur = to, .rlim_max = rl.rlim_max};
+			if (setrlimit(RLIMIT_NOFILE, &nl) == 0) {
+				log_info("node", "descriptor limit raised from %llu to %llu",
+					 (unsigned long long)rl.rlim_cur, (unsigned long long)to);
+				rl.rlim_cur = to;
+			}
+		}
+	}
+	uint64_t nofile = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+	size_t budget = server_connection_budget(nofile, want_conns);
+	if (budget < want_conns && budget != n->conn_budget)
+		log_warning(
+			"node",
+			"the descriptor limit (%llu, hard limit %llu) leaves room for %zu client "
+			"connections, not limits.max_connections %zu: further clients are "
+			"refused; raise LimitNOFILE= (systemd) or ulimit -n",
+			(unsigned long long)nofile,
+			rl.rlim_max == RLIM_INFINITY ? (unsigned long long)UINT64_MAX
+						     : (unsigned long long)rl.rlim_max,
+			budget, want_conns);
+	n->conn_budget = budget;
+}
+
+static void server_limits_from(const struct node *n, struct server_limits *l)
+{
+	const struct config *c = &n->cfg;
 	*l = (struct server_limits){
-		.max_connections = c->max_connections,
+		.max_connections = n->conn_budget,
 		.http = {.max_header_bytes = c->max_header_bytes,
 			 .max_body_bytes = c->max_body_bytes,
 			 .max_headers = 64},
@@ -579,7 +621,8 @@ static void reload(struct node *n)
 	if (cache_set_config(n->cache, &cc) < 0)
 		log_err("config", "refresh/cache settings rejected, keeping the previous ones");
 	struct server_limits l;
-	server_limits_from(&n->cfg, &l);
+	fd_limit_apply(n);
+	server_limits_from(n, &l);
 	server_set_limits(n->server, &l);
 	inventory_scan(n->inv);
 	if (outputs_changed)
@@ -802,7 +845,8 @@ int node_run(const struct node_opts *opts)
 	malloc_trim(0);
 
 	struct server_limits sl;
-	server_limits_from(&n->cfg, &sl);
+	fd_limit_apply(n);
+	server_limits_from(n, &sl);
 	server_new(n->loop, n, &sl, responder_handle_ocsp, responder_handle_admin, &n->server);
 	bool listening = true;
 	for (size_t i = 0; i < n->cfg.listen.n; i++)

@@ -155,6 +155,7 @@ struct node {
 	struct store *store; /* cache dir, or outputs only */
 	bool store_has_dir;
 	struct server *server;
+	size_t conn_budget;	 /* responder connections the descriptor limit leaves room for */
 	struct tls_ctx *tls_ctx; /* tls.listen addresses (NULL without) */
 	struct inventory *inv;
 	struct cluster *cluster; /* NULL without cluster.bind (node/cluster.c) */

@@ -17,9 +17,8 @@
 #define READ_CHUNK 16384
 /* Stop reading while this much output waits for a slow reader. */
 #define OUT_HIGH_WATER (256u * 1024u)
-/* The admin listener's own connection budget: health probes and scrapes must get through when
- * the responder is saturated, so they never share its limit. */
-#define ADMIN_MAX_CONNECTIONS 64
+/* Refusals at the connection limit are logged at most this often, with the count since. */
+#define REFUSE_LOG_MS 10000
 /* How long a closing connection drains the peer's input before giving up. */
 #define LINGER_MS 2000
 
@@ -41,6 +40,9 @@ struct server {
 	struct conn *conns;
 	size_t n_conns;
 	size_t n_conns_kind[2];
+	uint64_t refused[2];	 /* connections refused at the limit, by listener kind */
+	uint64_t refused_logged; /* refused[] total when the last refusal was logged */
+	uint64_t refused_log_ms; /* when it was logged */
 	uint64_t requests[SERVER_PROTO_COUNT];
 	size_t open_handles; /* listeners and connections not yet fully closed */
 	bool closing;
@@ -682,7 +684,8 @@ static void on_connection(uv_stream_t *ls, int status)
 		log_warning("http", "%s: accept: %s", l->addr, uv_strerror(status));
 		return;
 	}
-	size_t limit = l->kind == LISTENER_OCSP ? s->limits.max_connections : ADMIN_MAX_CONNECTIONS;
+	size_t limit =
+		l->kind == LISTENER_OCSP ? s->limits.max_connections : SERVER_ADMIN_MAX_CONNECTIONS;
 	if (s->n_conns_kind[l->kind] >= limit) {
 		/* Over the limit: accept and close at once, so the backlog does not fill with
 		 * clients waiting for nothing. */
@@ -690,9 +693,20 @@ static void on_connection(uv_stream_t *ls, int status)
 		uv_tcp_init(s->loop, t);
 		t->data = s;
 		s->open_handles++;
-		if (uv_accept(ls, (uv_stream_t *)t) == 0)
-			log_warning("http", "%s: connection limit (%zu) reached, refusing a client",
-				    l->addr, limit);
+		if (uv_accept(ls, (uv_stream_t *)t) == 0) {
+			s->refused[l->kind]++;
+			uint64_t total = s->refused[0] + s->refused[1], now = uv_now(s->loop);
+			/* A flood of clients must not become a flood of log lines. */
+			if (s->refused_logged == 0 || now - s->refused_log_ms >= REFUSE_LOG_MS) {
+				log_warning("http",
+					    "%s: connection limit (%zu) reached, refusing clients "
+					    "(%llu refused since the last such line)",
+					    l->addr, limit,
+					    (unsigned long long)(total - s->refused_logged));
+				s->refused_logged = total;
+				s->refused_log_ms = now;
+			}
+		}
 		uv_close((uv_handle_t *)t, on_reject_closed);
 		return;
 	}
@@ -821,6 +835,21 @@ size_t server_connections(const struct server *s)
 size_t server_connections_kind(const struct server *s, enum listener_kind kind)
 {
 	return s->n_conns_kind[kind];
+}
+
+uint64_t server_refused_kind(const struct server *s, enum listener_kind kind)
+{
+	return s->refused[kind];
+}
+
+size_t server_connection_budget(uint64_t nofile, size_t max_connections)
+{
+	uint64_t room = nofile > SERVER_FD_RESERVE ? nofile - SERVER_FD_RESERVE : 0;
+	if (room < nofile / 4)
+		room = nofile / 4;
+	if (room == 0)
+		room = 1;
+	return room < max_connections ? (size_t)room : max_connections;
 }
 
 uint64_t server_requests(const struct server *s, enum server_proto proto)

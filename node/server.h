@@ -8,8 +8,9 @@
  * (an entry being fetched), parks the connection and calls conn_resume() later — and the output is
  * written with uv_try_write first, falling back to one uv_write in flight at a time.
  *
- * Limits: max_connections on the responder listeners (extra connections are accepted and closed
- * at once; admin listeners have their own budget of 64, so probes work under load), header and body
+ * Limits: max_connections on the responder listeners (extra connections are accepted, closed at
+ * once and counted; admin listeners have their own budget of 64, so probes work under load), header
+ * and body
  * sizes (431 / 413), request_timeout from the first byte of a request to its end (408),
  * idle_timeout between keep-alive requests (silent close). A connection that must close after
  * its response shuts down its write side and drains input briefly, so the client reads the
@@ -126,12 +127,30 @@ int server_listen(struct server *s, const char *addr, enum listener_kind kind);
 struct tls_ctx;
 int server_listen_tls(struct server *s, const char *addr, enum listener_kind kind,
 		      struct tls_ctx *tls);
+/* The admin listener's own connection budget: health probes and scrapes must get through when
+ * the responder is saturated, so they never share its limit. */
+#define SERVER_ADMIN_MAX_CONNECTIONS 64
+
+/* Descriptors kept out of the responder's connection budget: the admin listener's 64
+ * connections, upstream fetches and kept-alive upstream connections, gossip, files being written,
+ * listeners, logs. */
+#define SERVER_FD_RESERVE 256
+
+/* How many responder connections a descriptor limit of nofile leaves room for, at most
+ * max_connections: what remains after SERVER_FD_RESERVE, and never less than a quarter of the limit
+ * (a tiny limit still serves someone). Beyond this budget accept() would fail with EMFILE, and
+ * libuv then closes pending connections unseen; within it, extra clients are refused and counted.
+ */
+size_t server_connection_budget(uint64_t nofile, size_t max_connections);
+
 /* New limits apply to new requests (config reload). */
 void server_set_limits(struct server *s, const struct server_limits *limits);
 /* Stops accepting; existing connections continue (graceful drain on SIGTERM). */
 void server_stop_listening(struct server *s);
 size_t server_connections(const struct server *s);
 size_t server_connections_kind(const struct server *s, enum listener_kind kind);
+/* Connections refused because the listener kind's limit was reached. */
+uint64_t server_refused_kind(const struct server *s, enum listener_kind kind);
 enum server_proto {
 	SERVER_PROTO_HTTP10,
 	SERVER_PROTO_HTTP11,

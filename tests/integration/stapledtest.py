@@ -354,8 +354,9 @@ FETCH_FAILED = ("invalid", "http_error", "network_error")
 
 
 class Stapled:
-    def __init__(self, env, config, name="stapled", extra_args=(), start=True):
+    def __init__(self, env, config, name="stapled", extra_args=(), start=True, wrapper=()):
         self.env = env
+        self.wrapper = list(wrapper)  # argv prefix that execs stapled (e.g. prlimit ... --)
         self.name = name
         self.exe = env.test.stapled_exe
         self.port = free_port()
@@ -379,7 +380,7 @@ class Stapled:
         os.replace(tmp, self.config_path)
 
     def start(self):
-        argv = [self.exe, "--config", self.config_path,
+        argv = self.wrapper + [self.exe, "--config", self.config_path,
                 "--listen", "127.0.0.1:%d" % self.port,
                 "--admin-listen", "127.0.0.1:%d" % self.admin_port] + self.extra_args
         self.proc = Proc(self.name, argv, self.env.dir)

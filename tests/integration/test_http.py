@@ -20,6 +20,56 @@ def start(t, config=None):
     return env, node
 
 
+def case_descriptor_limit(t):
+    """A descriptor limit far below limits.max_connections (4096): with room in the hard limit
+    stapled raises its soft limit; without, it serves as many connections as fit, says so at
+    start, and refuses and counts the others rather than let accept() fail with EMFILE, where
+    libuv closes waiting clients unseen."""
+    env = t.env(upstream="python")
+    certs = [env.pki.path("good-chain.crt")]
+    roomy = env.stapled(certificates=certs, name="roomy",
+                        wrapper=["prlimit", "--nofile=300:8192", "--"])
+    roomy.wait_ready()
+    t.eq(roomy.metric("stapled_connections_limit", listener="ocsp"), 4096,
+         "soft limit 300, hard 8192: all of max_connections served")
+    t.ok("descriptor limit raised from 300 to 4352" in roomy.proc.log(),
+         "... after raising the soft limit (said in the log)")
+    roomy.stop()
+
+    node = env.stapled(certificates=certs, name="tight",
+                       wrapper=["prlimit", "--nofile=64:64", "--"])
+    node.wait_ready()
+    t.eq(node.metric("stapled_connections_limit", listener="ocsp"), 16,
+         "hard limit 64: stapled_connections_limit{listener=ocsp} is 16 (a quarter)")
+    t.ok("leaves room for 16 client connections" in node.proc.log(),
+         "a warning at start says how many connections fit and how to raise the limit")
+    good = env.pki.request_der("good")
+    held, refused = [], 0
+    for _ in range(40):
+        c = st.Conn(node.port, timeout=3)
+        try:
+            c.send(st.http_post_bytes(good))
+            if c.read_response().status == 200:
+                held.append(c)
+                continue
+        except (socket.timeout, EOFError, ConnectionResetError, BrokenPipeError):
+            pass
+        refused += 1
+        c.close()
+    t.ok(len(held) == 16 and refused == 24,
+         "40 clients held open: 16 answered, 24 refused at once (got %d, %d)"
+         % (len(held), refused))
+    t.eq(node.metric("stapled_connections_refused_total", listener="ocsp"), 24,
+         "the refusals are counted (the admin listener still answers)")
+    log = node.proc.log()
+    t.ok(log.count("connection limit (16) reached") == 1,
+         "one log line for the burst of refusals, not one per client")
+    for c in held:
+        c.close()
+    r = env.query(node, "good")
+    t.ok(r.ok_good, "served again once the held connections are closed", r)
+
+
 def case_keepalive_pipelining(t):
     env, node = start(t)
     good = env.pki.request_der("good")
@@ -312,4 +362,5 @@ def case_pipelining_without_reading(t):
 
 if __name__ == "__main__":
     t = st.Test(__file__)
-    t.run(case_keepalive_pipelining, case_garbage, case_limits, case_pipelining_without_reading)
+    t.run(case_keepalive_pipelining, case_garbage, case_limits, case_descriptor_limit,
+          case_pipelining_without_reading)
