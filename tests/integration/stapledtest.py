@@ -23,6 +23,7 @@ import atexit
 import base64
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -139,11 +140,48 @@ signal.signal(signal.SIGTERM, _on_signal)
 signal.signal(signal.SIGINT, _on_signal)
 
 
+_ports_given = set()
+
+
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _port_free(port):
+    """Both TCP and UDP can bind port on 127.0.0.1 (gossip uses both on one port)."""
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
 def free_port():
-    """A port that was free a moment ago on 127.0.0.1 (bind-probe, then close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free a moment ago on 127.0.0.1 for TCP and UDP, never handed out before by this
+    process, and below the kernel's ephemeral range: a bind-probe on port 0 could return the
+    same port twice before either user binds it (seen: a gossip port equal to the same node's
+    HTTP port), and an outgoing connection may take an ephemeral port meanwhile."""
+    lo, _ = _ephemeral_range()
+    if lo > 12000:
+        for _ in range(500):
+            port = random.randint(10000, lo - 1)
+            if port not in _ports_given and _port_free(port):
+                _ports_given.add(port)
+                return port
+    while True:  # no room below the ephemeral range: the kernel's pick, still never twice
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given and _port_free(port):
+            _ports_given.add(port)
+            return port
 
 
 def poll(pred, timeout, interval=0.05, what="condition"):
