@@ -246,7 +246,7 @@ fi
 # still says what failed and why, not just which test.
 if [ ${#tested_dirs[@]} -gt 0 ]; then
 	python3 - "${tested_dirs[@]}" <<'PY'
-import json, os, sys
+import json, os, re, sys
 shown = 0
 for path in sys.argv[1:]:
     if not os.path.exists(path):
@@ -267,8 +267,11 @@ for path in sys.argv[1:]:
             picked = []
             for i, l in enumerate(lines):
                 if l.startswith("not ok") or l.startswith("Bail out"):
-                    picked.extend(lines[max(0, i - 2):i + 12])
-                    picked.append("...")
+                    picked.extend(lines[max(0, i - 2):i + 8])
+                    # A raised case: its exception's own line ends the traceback below.
+                    picked.extend(x[:1200] for x in lines[i + 8:i + 80]
+                                  if re.match(r"^#\s+[\w.]*(Error|Exception|Exit)\b", x))
+                    picked.append("  ...")
             if not picked:  # a crash or a timeout: the end of what it printed
                 picked = lines[-25:]
             for l in picked[:80]:
