@@ -513,8 +513,9 @@ static void leaf_attach(struct inventory *inv, struct inv_leaf *l, struct pki_ce
 	l->ei = ei;
 	/* Certificates of this issuer that the node is asked about later can go there too. */
 	learn_note_issuer_origin(n, ci, learn_origin(n, ei));
-	/* Placed: its parsed form is no longer needed (memory per entry, DESIGN §4). */
-	pki_cert_compact(l->cert);
+	/* Placed: neither its parsed form nor its DER is needed again (memory per entry, DESIGN
+	 * §4); a rescan of its unchanged file recognises the issuer by fingerprint. */
+	pki_cert_place(l->cert, issuer_cert);
 }
 
 /* Gives a leaf its entry once its issuer is known; with may_fetch, asks for a missing issuer. */

@@ -42,10 +42,18 @@ struct pki_cert {
 	uint8_t serial[CERTID_SERIAL_MAX];
 	uint8_t serial_len;
 	bool serial_too_long;
-	/* pki_cert_issued_x509 memo: fingerprints of certificates this one is known to have
-	 * issued (a small ring; delegated signers are one or two per CA). */
-	uint8_t issued_fp[4][32];
-	uint8_t issued_n, issued_next;
+	/* pki_cert_place: the DER is gone; issuer_fp is the issuer verified before. */
+	bool placed;
+	uint8_t issuer_fp[32];
+	/* pki_cert_issued_x509 memo, made on first use (issuers only, so leaves do not pay). */
+	struct issued_memo *issued;
+};
+
+/* Fingerprints of certificates an issuer is known to have issued (a small ring; delegated
+ * signers are one or two per CA). */
+struct issued_memo {
+	uint8_t fp[4][32];
+	uint8_t n, next;
 };
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(PKCS7 *, PKCS7_free);
@@ -171,11 +179,26 @@ void pki_cert_compact(struct pki_cert *c)
 	c->x509 = NULL;
 }
 
-/* The parsed certificate: the kept one, or one decoded into *tmp (freed by the caller). */
+void pki_cert_place(struct pki_cert *c, const struct pki_cert *issuer)
+{
+	if (c->is_ca)
+		return;
+	pki_cert_compact(c);
+	memcpy(c->issuer_fp, issuer->fingerprint, sizeof(c->issuer_fp));
+	c->placed = true;
+	free(c->der);
+	c->der = NULL;
+	c->der_len = 0;
+}
+
+/* The parsed certificate: the kept one, or one decoded into *tmp (freed by the caller); NULL
+ * for a placed certificate. */
 static X509 *cert_x509(const struct pki_cert *c, X509 **tmp)
 {
 	if (c->x509)
 		return c->x509;
+	if (!c->der)
+		return NULL;
 	const unsigned char *p = c->der;
 	*tmp = d2i_X509(NULL, &p, (long)c->der_len);
 	if (!*tmp)
@@ -194,6 +217,7 @@ static void cert_free(struct pki_cert *c)
 	for (size_t i = 0; i < c->n_ca_issuers_urls; i++)
 		free(c->ca_issuers_urls[i]);
 	free(c->ca_issuers_urls);
+	free(c->issued);
 	free(c);
 }
 
@@ -355,6 +379,8 @@ void pki_cert_pem(const struct pki_cert *c, struct buf *out)
 	const uint8_t *der = pki_cert_der(c, &len);
 	struct buf b64 = BUF_INIT;
 
+	if (!der)
+		return; /* placed: nothing to write */
 	ocsp_http_base64_encode(der, len, &b64);
 	buf_append_str(out, "-----BEGIN CERTIFICATE-----\n");
 	for (size_t i = 0; i < b64.len; i += 64) {
@@ -405,6 +431,8 @@ size_t pki_cert_ca_issuers_urls(const struct pki_cert *c, const char *const **re
 bool pki_cert_issued_by(const struct pki_cert *c, const struct pki_cert *issuer)
 {
 	/* X509 caches decoded extensions inside the object, hence the casts; the data is fixed. */
+	if (c->placed)
+		return memcmp(c->issuer_fp, issuer->fingerprint, sizeof(c->issuer_fp)) == 0;
 	_cleanup_(X509_freep) X509 *tx = NULL;
 	_cleanup_(X509_freep) X509 *tix = NULL;
 	X509 *x = cert_x509(c, &tx), *ix = cert_x509(issuer, &tix);
@@ -499,8 +527,8 @@ bool pki_cert_issued_x509(const struct pki_cert *issuer, X509 *c)
 		ERR_clear_error();
 		return false;
 	}
-	for (unsigned i = 0; i < issuer->issued_n; i++)
-		if (memcmp(issuer->issued_fp[i], fp, 32) == 0)
+	for (unsigned i = 0; issuer->issued && i < issuer->issued->n; i++)
+		if (memcmp(issuer->issued->fp[i], fp, 32) == 0)
 			return true;
 	_cleanup_(X509_freep) X509 *tix = NULL;
 	X509 *ix = cert_x509(issuer, &tix);
@@ -513,10 +541,13 @@ bool pki_cert_issued_x509(const struct pki_cert *issuer, X509 *c)
 		/* The memo is a cache of an immutable fact: writing it through a const pointer
 		 * changes nothing observable. */
 		struct pki_cert *w = (struct pki_cert *)issuer;
-		memcpy(w->issued_fp[w->issued_next], fp, 32);
-		w->issued_next = (uint8_t)((w->issued_next + 1) % 4);
-		if (w->issued_n < 4)
-			w->issued_n++;
+		if (!w->issued)
+			w->issued = xcalloc(1, sizeof(*w->issued));
+		struct issued_memo *m = w->issued;
+		memcpy(m->fp[m->next], fp, 32);
+		m->next = (uint8_t)((m->next + 1) % 4);
+		if (m->n < 4)
+			m->n++;
 	}
 	return ok;
 }

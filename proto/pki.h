@@ -39,9 +39,18 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct pki_cert *, pki_cert_unref);
  * certificates. Not a visible change: the certificate stays immutable.
  */
 void pki_cert_compact(struct pki_cert *c);
+/*
+ * A leaf certificate placed for good under `issuer` (verified by the caller): drops its parsed
+ * form and its DER (the largest parts of an entry's memory), keeping every extracted field and
+ * the issuer's fingerprint. Afterwards pki_cert_issued_by() answers from that fingerprint (true
+ * only for the issuer it was placed under), pki_cert_der() gives NULL and pki_cert_pem() writes
+ * nothing; pki_certid() still works (it needs only the serial). No-op for CA certificates.
+ */
+void pki_cert_place(struct pki_cert *c, const struct pki_cert *issuer);
 
 /* SHA-256 of the certificate's DER: its identity, whatever file it came from. */
 const uint8_t *pki_cert_fingerprint(const struct pki_cert *c); /* 32 bytes */
+/* NULL (length 0) once the certificate has been placed (pki_cert_place). */
 const uint8_t *pki_cert_der(const struct pki_cert *c, size_t *ret_len);
 /* The serial number's INTEGER content octets (as a CertID carries them); length 0 when longer
  * than CERTID_SERIAL_MAX. Owned by the cert. */

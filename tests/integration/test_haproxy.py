@@ -17,6 +17,7 @@ retried and counted."""
 
 import os
 import shutil
+import signal
 import socket
 import tempfile
 import threading
@@ -165,6 +166,14 @@ def case_push_to_running_haproxy(t):
          % o.stapled)
     out = tree.haproxy.cli("show ssl ocsp-response")
     t.ok(out.count("Certificate ID key") == 2, "HAProxy lists two OCSP responses", out)
+    # A reload rescans the unchanged PEMs: the placed leaves (their DER dropped) must still
+    # know that their issuer is in the file, or an .issuer file would appear.
+    reloads = tree.leaf.metric("stapled_reloads_total")
+    tree.leaf.proc.kill(signal.SIGHUP)
+    st.poll(lambda: tree.leaf.metric("stapled_reloads_total") > reloads, 15, what="the reload")
+    time.sleep(1)  # a write would have landed by now
+    t.ok(all(read(p + ".issuer") is None for p in tree.pems.values()),
+         "after a reload (rescan of the unchanged PEMs): still no .issuer file")
 
 
 def case_issuer_file_first_handshake(t):

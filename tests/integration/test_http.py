@@ -26,21 +26,22 @@ def case_descriptor_limit(t):
     start, and refuses and counts the others rather than let accept() fail with EMFILE, where
     libuv closes waiting clients unseen."""
     env = t.env(upstream="python")
-    certs = [env.pki.path("good-chain.crt")]
-    roomy = env.stapled(certificates=certs, name="roomy",
-                        wrapper=["prlimit", "--nofile=300:8192", "--"])
-    roomy.wait_ready()
-    t.eq(roomy.metric("stapled_connections_limit", listener="ocsp"), 4096,
-         "soft limit 300, hard 8192: all of max_connections served")
+
+    def limited(name, nofile):
+        """A node started under `prlimit --nofile=SOFT:HARD`, and the connection limit it uses."""
+        node = env.stapled(certificates=[env.pki.path("good-chain.crt")], name=name,
+                           wrapper=["prlimit", "--nofile=" + nofile, "--"])
+        node.wait_ready()
+        return node, node.metric("stapled_connections_limit", listener="ocsp")
+
+    roomy, limit = limited("roomy", "300:8192")
+    t.eq(limit, 4096, "soft limit 300, hard 8192: all of max_connections served")
     t.ok("descriptor limit raised from 300 to 4352" in roomy.proc.log(),
          "... after raising the soft limit (said in the log)")
     roomy.stop()
 
-    node = env.stapled(certificates=certs, name="tight",
-                       wrapper=["prlimit", "--nofile=64:64", "--"])
-    node.wait_ready()
-    t.eq(node.metric("stapled_connections_limit", listener="ocsp"), 16,
-         "hard limit 64: stapled_connections_limit{listener=ocsp} is 16 (a quarter)")
+    node, limit = limited("tight", "64:64")
+    t.eq(limit, 16, "hard limit 64: stapled_connections_limit{listener=ocsp} is 16 (a quarter)")
     t.ok("leaves room for 16 client connections" in node.proc.log(),
          "a warning at start says how many connections fit and how to raise the limit")
     good = env.pki.request_der("good")

@@ -226,6 +226,46 @@ static void test_issued_by(void **state)
 	assert_false(pki_cert_issued_by(good, fake));
 }
 
+/* A placed leaf keeps what an entry needs (serial, subject, URLs, CertID) without its DER, and
+ * still recognises the issuer it was placed under, and only that one. */
+static void test_place(void **state)
+{
+	_cleanup_(pki_cert_unrefp) struct pki_cert *root = one("root.crt");
+	_cleanup_(pki_cert_unrefp) struct pki_cert *intca = one("int.crt");
+	_cleanup_(pki_cert_unrefp) struct pki_cert *intca2 = one("int.crt");
+	_cleanup_(pki_cert_unrefp) struct pki_cert *fake = one("fakeint.crt");
+	_cleanup_(pki_cert_unrefp) struct pki_cert *good = one("good.crt");
+	struct certid before, after;
+	size_t len;
+
+	assert_int_equal(pki_certid(good, intca, CERTID_SHA1, &before), 0);
+	char *subject = strdup(pki_cert_subject(good));
+	uint8_t fp[32];
+	memcpy(fp, pki_cert_fingerprint(good), 32);
+
+	pki_cert_place(good, intca);
+	assert_null(pki_cert_der(good, &len));
+	assert_int_equal(len, 0);
+	struct buf pem = BUF_INIT;
+	pki_cert_pem(good, &pem);
+	assert_int_equal(pem.len, 0);
+	assert_int_equal(pki_certid(good, intca, CERTID_SHA1, &after), 0);
+	assert_memory_equal(&before, &after, sizeof(before));
+	assert_string_equal(pki_cert_subject(good), subject);
+	assert_memory_equal(pki_cert_fingerprint(good), fp, 32);
+	/* The same issuer, also as another object parsed from the same file. */
+	assert_true(pki_cert_issued_by(good, intca));
+	assert_true(pki_cert_issued_by(good, intca2));
+	assert_false(pki_cert_issued_by(good, root));
+	assert_false(pki_cert_issued_by(good, fake));
+
+	/* CA certificates are never placed: they keep their DER for everyone's checks. */
+	pki_cert_place(intca, root);
+	assert_non_null(pki_cert_der(intca, &len));
+	assert_true(pki_cert_issued_by(intca, root));
+	free(subject);
+}
+
 static void test_certid_against_openssl(void **state)
 {
 	_cleanup_(pki_cert_unrefp) struct pki_cert *intca = one("int.crt");
@@ -288,10 +328,15 @@ static void test_certid_against_openssl(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_formats), cmocka_unit_test(test_parse_errors),
-		cmocka_unit_test(test_parse_limit),   cmocka_unit_test(test_identity),
-		cmocka_unit_test(test_refcount),      cmocka_unit_test(test_attributes),
-		cmocka_unit_test(test_issued_by),     cmocka_unit_test(test_certid_against_openssl),
+		cmocka_unit_test(test_parse_formats),
+		cmocka_unit_test(test_parse_errors),
+		cmocka_unit_test(test_parse_limit),
+		cmocka_unit_test(test_identity),
+		cmocka_unit_test(test_refcount),
+		cmocka_unit_test(test_attributes),
+		cmocka_unit_test(test_issued_by),
+		cmocka_unit_test(test_place),
+		cmocka_unit_test(test_certid_against_openssl),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
